@@ -1,0 +1,1 @@
+"""Thin, typed clients for the external systems the services talk to (Kafka, Redis, STAC APIs)."""
