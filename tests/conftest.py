@@ -45,3 +45,25 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 
 
 _STARTED: list[str] = []
+
+
+def _outside_loopback_namespace() -> list[str]:
+    import psutil
+
+    return [name for name in psutil.net_if_addrs() if name != "lo"]
+
+
+@pytest.fixture(scope="session")
+def ray_local() -> Iterator[None]:
+    """A local Ray instance, only inside the loopback-only namespace (Ray listens on all interfaces)."""
+    others = _outside_loopback_namespace()
+    if others:
+        pytest.fail(
+            f"Ray must run inside a loopback-only network namespace, but interfaces {others} exist: "
+            "run the suite with `bash deploy/test.sh` (it uses deploy/netns.sh)"
+        )
+    import ray
+
+    ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False, object_store_memory=300 * 2**20)
+    yield
+    ray.shutdown()

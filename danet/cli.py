@@ -1,0 +1,276 @@
+"""``danet``: train, evaluate, score, predict and benchmark DANet; generate synthetic data."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+# Weights load only from local paths or installed packages: never let transformers reach a hub.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+log = logging.getLogger("danet")
+
+
+def _print_summary(title: str, summary: dict[str, float], as_json: bool) -> None:
+    from danet.metrics import format_metrics_table
+
+    if as_json:
+        print(json.dumps(summary, indent=2))
+    else:
+        print(format_metrics_table({title: summary}))
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """Train a preset on a dataset (single process, or Ray Train workers with --workers)."""
+    from danet.config import load_preset
+    from danet.training import TrainOptions, train, train_distributed
+
+    cfg = load_preset(args.config)
+    opts = TrainOptions(
+        data=args.data,
+        out_dir=args.out,
+        epochs=args.epochs,
+        max_steps=args.max_steps,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        val_split=None if args.no_val else args.val_split,
+        num_workers=args.loader_workers,
+        device=args.device,
+        seed=args.seed,
+        checkpoint_kind=args.checkpoint_kind,
+    )
+    if args.workers > 1:
+        summary = train_distributed(cfg, opts, num_workers=args.workers, use_gpu=args.gpu)
+    else:
+        summary = train(cfg, opts)
+    print(
+        f"trained {summary.steps} steps / {summary.epochs} epochs in {summary.seconds:.0f} s; "
+        f"final loss {summary.final_loss:.4f}; best val mIoU {summary.best_miou}; "
+        f"checkpoint {summary.checkpoint}"
+    )
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    """Evaluate a checkpoint on a split: the standard table."""
+    from torch.utils.data import DataLoader
+
+    from danet.checkpoint import load_checkpoint
+    from danet.config import load_preset
+    from danet.data.dataset import open_dataset
+    from danet.evaluation import evaluate
+    from danet.training import pick_device
+
+    device = pick_device(args.device)
+    model, info = load_checkpoint(args.checkpoint, device=device)
+    if args.config is not None and load_preset(args.config).name != info.preset:
+        raise SystemExit(f"--config {args.config} is preset {load_preset(args.config).name!r}, "
+                         f"but {args.checkpoint} holds a {info.preset!r} model")  # fmt: skip
+    dataset = open_dataset(args.data, args.split, info.config.input_size)
+    loader = DataLoader(dataset, batch_size=args.batch_size, num_workers=args.loader_workers)
+    summary = evaluate(model, loader, device=device, progress=not args.json).summary()
+    _print_summary(f"{info.preset} / {args.split}", summary, args.json)
+    return 0
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    """Score externally produced binary mask PNGs against a dataset in the RRSIS-D layout."""
+    from danet.scoring import score_predictions
+
+    summary = score_predictions(args.data, args.split, args.predictions)
+    _print_summary(f"{args.predictions.name} / {args.split}", summary, args.json)
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    """Segment what an expression refers to in an image or GeoTIFF of any size."""
+    from danet.checkpoint import load_checkpoint
+    from danet.predict import Predictor, predict_file
+    from danet.training import pick_device
+
+    device = pick_device(args.device)
+    model, info = load_checkpoint(args.checkpoint, device=device)
+    predictor = Predictor(
+        model,
+        device=device,
+        batch_size=args.batch_size,
+        model_name=f"danet-{info.preset}@{args.checkpoint.name}",
+    )
+    result = predict_file(
+        predictor,
+        args.image,
+        args.expression,
+        args.out,
+        threshold=args.threshold,
+        min_area_m2=args.min_area_m2,
+        overlap=args.overlap,
+        write_probability=args.probability,
+        progress=True,
+    )
+    print(f"{result.tile_count} tiles, {result.component_count} components")
+    print(f"overlay: {result.overlay_path}")
+    if result.geojson_path is not None:
+        print(f"GeoJSON (CRS84): {result.geojson_path} ({result.feature_count} features)")
+    return 0
+
+
+LAVT_REFERENCE = "LAVT (Swin-B + BERT-base, 480 px, published): 227.7 M params, 198.8 GFLOPs (multiply-adds)"
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    """Parameters, FLOPs (torch's flop counter) and forward throughput per preset and batch size."""
+    from danet.bench import count_flops, count_params, measure_throughput
+    from danet.config import load_preset
+    from danet.model.danet import build_model
+    from danet.training import pick_device
+
+    device = pick_device(args.device)
+    rows = []
+    for preset in args.presets:
+        cfg = load_preset(preset)
+        size = args.size or cfg.input_size
+        model = build_model(cfg, pretrained=False).eval()  # architecture only: random weights
+        params = count_params(model)
+        flops = count_flops(model, size) if not args.no_flops else None
+        model.to(device)
+        for batch in args.batch_sizes:
+            speed = measure_throughput(
+                model, batch, size, bf16=args.bf16, warmup=args.warmup, iterations=args.iterations
+            )
+            rows.append(
+                {
+                    "preset": cfg.name,
+                    "size": size,
+                    "batch": batch,
+                    "device": speed.device,
+                    "bf16": args.bf16,
+                    "params_m": params.total / 1e6,
+                    "trainable_m": params.trainable / 1e6,
+                    "gmacs": flops.macs / 1e9 if flops else None,
+                    "gflops_torch": flops.flops / 1e9 if flops else None,
+                    "images_per_s": speed.images_per_s,
+                    "ms_per_batch": speed.ms_per_batch,
+                    "param_groups_m": {k: v.total / 1e6 for k, v in params.groups.items()},
+                }
+            )
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    print("| preset | size | batch | device | bf16 | params (M) | GMACs | torch GFLOPs | img/s | ms/batch |")
+    print("|---|---:|---:|---|---|---:|---:|---:|---:|---:|")
+    for r in rows:
+        gmacs = f"{r['gmacs']:.1f}" if r["gmacs"] is not None else "-"
+        gfl = f"{r['gflops_torch']:.1f}" if r["gflops_torch"] is not None else "-"
+        print(
+            f"| {r['preset']} | {r['size']} | {r['batch']} | {r['device']} | {r['bf16']} | "
+            f"{r['params_m']:.2f} | {gmacs} | {gfl} | {r['images_per_s']:.2f} | {r['ms_per_batch']:.1f} |"
+        )
+    print(f"\nReference: {LAVT_REFERENCE}. GMACs counts one multiply-add once (fvcore/LAVT convention);")
+    print("torch's FlopCounterMode counts it twice. Weights are random: bench measures the architecture.")
+    return 0
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    """Write a seeded synthetic referring dataset (RRSIS-D layout and JSONL)."""
+    from danet.data.synthetic import SceneSpec, write_synthetic_dataset
+
+    spec = SceneSpec(image_size=args.size, seed=args.seed)
+    corpus = write_synthetic_dataset(args.out, spec, args.images, progress=True)
+    counts = {split: sum(1 for r in corpus.refs if r.split == split) for split in corpus.splits()}
+    print(f"wrote {args.images} images to {args.out}; refs per split: {counts}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every subcommand."""
+    parser = argparse.ArgumentParser(prog="danet", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    train = sub.add_parser("train", help=cmd_train.__doc__)
+    train.add_argument("--config", required=True, help="preset name (base, lite, tiny) or YAML path")
+    train.add_argument("--data", type=Path, required=True, help="dataset root (RRSIS-D layout or JSONL)")
+    train.add_argument("--out", type=Path, required=True, help="output folder for checkpoints and history")
+    train.add_argument("--epochs", type=int, help="epochs (default: the preset's)")
+    train.add_argument("--max-steps", type=int, help="stop after this many optimizer steps")
+    train.add_argument("--batch-size", type=int, help="batch size per worker (default: the preset's)")
+    train.add_argument("--lr", type=float, help="learning rate (default: the preset's)")
+    train.add_argument("--val-split", default="val")
+    train.add_argument("--no-val", action="store_true", help="skip validation after each epoch")
+    train.add_argument("--workers", type=int, default=1, help="Ray Train data-parallel workers (>1 uses Ray)")
+    train.add_argument("--gpu", action="store_true", help="one GPU per Ray Train worker")
+    train.add_argument("--loader-workers", type=int, default=0, help="DataLoader worker processes")
+    train.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ... (single process)")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument(
+        "--checkpoint-kind", choices=["full", "trainable"], default="full",
+        help="trainable: save only tensors training changed (frozen pretrained towers by checksum)",
+    )  # fmt: skip
+    train.set_defaults(func=cmd_train)
+
+    ev = sub.add_parser("eval", help=cmd_eval.__doc__)
+    ev.add_argument("--checkpoint", type=Path, required=True)
+    ev.add_argument("--config", help="optional: check the checkpoint holds this preset")
+    ev.add_argument("--data", type=Path, required=True)
+    ev.add_argument("--split", default="test")
+    ev.add_argument("--batch-size", type=int, default=8)
+    ev.add_argument("--loader-workers", type=int, default=0)
+    ev.add_argument("--device", default="auto")
+    ev.add_argument("--json", action="store_true", help="print JSON instead of the table")
+    ev.set_defaults(func=cmd_eval)
+
+    score = sub.add_parser("score", help=cmd_score.__doc__)
+    score.add_argument("--data", type=Path, required=True)
+    score.add_argument("--split", default="test")
+    score.add_argument("--predictions", type=Path, required=True, help="folder of <sent_id>.png binary masks")
+    score.add_argument("--json", action="store_true")
+    score.set_defaults(func=cmd_score)
+
+    predict = sub.add_parser("predict", help=cmd_predict.__doc__)
+    predict.add_argument("--checkpoint", type=Path, required=True)
+    predict.add_argument("image", type=Path, help="PNG/JPEG or GeoTIFF/COG (any size; tiled with overlap)")
+    predict.add_argument("expression", help='what to find, e.g. "the large building in the upper left"')
+    predict.add_argument("--out", type=Path, default=Path("predictions"), help="output folder")
+    predict.add_argument("--threshold", type=float, default=0.5, help="foreground probability threshold")
+    predict.add_argument("--min-area-m2", type=float, default=0.0, help="drop smaller polygons (GeoTIFFs)")
+    predict.add_argument("--overlap", type=int, help="tile overlap in pixels (default: input size / 4)")
+    predict.add_argument("--batch-size", type=int, default=8, help="tiles per forward pass")
+    predict.add_argument("--probability", action="store_true", help="also write the probability PNG")
+    predict.add_argument("--device", default="auto")
+    predict.set_defaults(func=cmd_predict)
+
+    bench = sub.add_parser("bench", help=cmd_bench.__doc__)
+    bench.add_argument("presets", nargs="+", help="preset names or YAML paths")
+    bench.add_argument("--size", type=int, help="input size (default: each preset's)")
+    bench.add_argument("--batch-sizes", type=int, nargs="+", default=[1])
+    bench.add_argument("--bf16", action="store_true", help="bf16 autocast (CUDA)")
+    bench.add_argument("--warmup", type=int, default=2)
+    bench.add_argument("--iterations", type=int, default=5)
+    bench.add_argument("--no-flops", action="store_true", help="skip FLOP counting")
+    bench.add_argument("--device", default="auto")
+    bench.add_argument("--json", action="store_true")
+    bench.set_defaults(func=cmd_bench)
+
+    synth = sub.add_parser("synth", help=cmd_synth.__doc__)
+    synth.add_argument("--out", type=Path, required=True)
+    synth.add_argument("--images", type=int, default=200)
+    synth.add_argument("--size", type=int, default=256)
+    synth.add_argument("--seed", type=int, default=0)
+    synth.set_defaults(func=cmd_synth)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``danet`` console script."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
