@@ -1,0 +1,27 @@
+"""The contracts every Lookout component shares: defined once, typed, versioned (DESIGN.md "Contracts").
+
+Query, SceneMessage and Detection are pydantic models; topic names and Redis key builders live here too,
+so no component spells a topic or key by hand.
+"""
+
+from services.contracts.detection import ChangeStatus, Detection, detection_id
+from services.contracts.keys import RedisKeys, normalize_text
+from services.contracts.query import Delivery, Query, QueryCreate, QueryFilters, QueryStatus, QueryUpdate
+from services.contracts.scene import SceneMessage
+from services.contracts.topics import Topics
+
+__all__ = [
+    "ChangeStatus",
+    "Delivery",
+    "Detection",
+    "Query",
+    "QueryCreate",
+    "QueryFilters",
+    "QueryStatus",
+    "QueryUpdate",
+    "RedisKeys",
+    "SceneMessage",
+    "Topics",
+    "detection_id",
+    "normalize_text",
+]

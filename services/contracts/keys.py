@@ -1,0 +1,64 @@
+"""Redis key builders: the only place key layouts are spelled."""
+
+from __future__ import annotations
+
+import hashlib
+import unicodedata
+from dataclasses import dataclass
+
+
+def normalize_text(text: str) -> str:
+    """The form a query text is cached under: Unicode NFC, whitespace collapsed, case-folded."""
+    return " ".join(unicodedata.normalize("NFC", text).split()).casefold()
+
+
+def text_digest(text: str) -> str:
+    """SHA-256 of the normalized text."""
+    return hashlib.sha256(normalize_text(text).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class RedisKeys:
+    """Key layout under one ``prefix`` (default ``lookout:``)."""
+
+    prefix: str = "lookout:"
+
+    def query(self, query_id: str) -> str:
+        """JSON of one Query."""
+        return f"{self.prefix}query:{query_id}"
+
+    def queries(self) -> str:
+        """Set of every query id."""
+        return f"{self.prefix}queries"
+
+    def tenant_queries(self, tenant: str) -> str:
+        """Set of one tenant's query ids."""
+        return f"{self.prefix}tenant:{tenant}:queries"
+
+    def text_embedding(self, encoder: str, version: str, text: str) -> str:
+        """Cached text-encoder output for (encoder, version, normalized text)."""
+        return f"{self.prefix}emb:{encoder}:{version}:{text_digest(text)}"
+
+    def detection_stream(self, query_id: str) -> str:
+        """Redis Stream of a query's delivered detections (SSE and subscribers read it)."""
+        return f"{self.prefix}stream:{query_id}"
+
+    def detections(self, query_id: str) -> str:
+        """Hash detection id -> Detection JSON (idempotent upserts)."""
+        return f"{self.prefix}detections:{query_id}"
+
+    def result(self, query_id: str, query_version: int, collection: str, item_id: str, model: str) -> str:
+        """Marker that (query version, scene, model) has been processed: its detection ids."""
+        return f"{self.prefix}result:{query_id}:{query_version}:{collection}/{item_id}:{model}"
+
+    def last_scene(self, query_id: str) -> str:
+        """The previous scene's detection geometries of a query (for change status)."""
+        return f"{self.prefix}last-scene:{query_id}"
+
+    def seen_items(self, source: str, collection: str) -> str:
+        """Set of item ids the watcher already published for (source, collection)."""
+        return f"{self.prefix}seen:{source}:{collection}"
+
+    def high_water_mark(self, source: str, collection: str) -> str:
+        """Latest item datetime the watcher has seen for (source, collection)."""
+        return f"{self.prefix}hwm:{source}:{collection}"

@@ -1,0 +1,133 @@
+"""Contracts: validation names the field and the reason; ids are deterministic; messages round-trip."""
+
+from datetime import UTC, datetime
+
+import pytest
+from pydantic import ValidationError
+
+from services.contracts import (
+    Detection,
+    Query,
+    QueryCreate,
+    QueryUpdate,
+    RedisKeys,
+    SceneMessage,
+    Topics,
+    detection_id,
+    normalize_text,
+)
+
+SQUARE = {"type": "Polygon", "coordinates": [[[10, 50], [10.1, 50], [10.1, 50.1], [10, 50.1], [10, 50]]]}
+
+
+def _query(**overrides) -> dict:
+    return {
+        "text": "small airplanes at the airport",
+        "aoi": SQUARE,
+        "collections": ["sentinel-2-l2a"],
+    } | overrides
+
+
+def _error_fields(exc: ValidationError) -> list[str]:
+    return [".".join(str(p) for p in e["loc"]) for e in exc.errors()]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field", "reason"),
+    [
+        ({"text": "   "}, "text", "only whitespace"),
+        ({"text": "x" * 10_000}, "text", "at most 500"),
+        ({"threshold": 1.5}, "threshold", "less than or equal to 1"),
+        ({"collections": []}, "collections", "at least 1"),
+        ({"collections": ["bad id!"]}, "collections", "not a valid STAC collection id"),
+        (
+            {"aoi": {"type": "Polygon", "coordinates": [[[0, 0], [1, 1], [1, 0], [0, 1], [0, 0]]]}},
+            "aoi",
+            "Self-intersection",
+        ),
+        (
+            {"aoi": {"type": "Polygon", "coordinates": [[[0, 0], [200, 0], [200, 1], [0, 0]]]}},
+            "aoi",
+            "outside lon",
+        ),
+        (
+            {
+                "aoi": {
+                    "type": "Polygon",
+                    "coordinates": [[[-60, -30], [60, -30], [60, 30], [-60, 30], [-60, -30]]],
+                }
+            },
+            "aoi",
+            "km²",
+        ),
+        ({"aoi": {"type": "Point", "coordinates": [0, 0]}}, "aoi", "does not match any of the expected tags"),
+        ({"delivery": {"webhook_url": "https://example.org/hook"}}, "delivery", "webhook_secret is required"),
+    ],
+)
+def test_bad_queries_are_refused_with_field_and_reason(overrides, field, reason):
+    with pytest.raises(ValidationError) as excinfo:
+        QueryCreate.model_validate(_query(**overrides))
+    assert field in _error_fields(excinfo.value)
+    assert reason in str(excinfo.value)
+
+
+def test_update_bumps_version_only_when_detection_semantics_change():
+    query = Query.model_validate(_query())
+    assert query.apply(QueryUpdate(status="paused")).version == 1
+    assert query.apply(QueryUpdate(threshold=0.8)).version == 2
+    assert query.apply(QueryUpdate(threshold=query.threshold)).version == 1
+
+
+def test_public_form_hides_the_webhook_secret_but_storage_keeps_it():
+    query = Query.model_validate(
+        _query(delivery={"webhook_url": "https://example.org/hook", "webhook_secret": "s3cret"})
+    )
+    assert "s3cret" not in str(query.public())
+    restored = Query.model_validate_json(query.stored())
+    assert restored.delivery.webhook_secret.get_secret_value() == "s3cret"
+    assert restored == query
+
+
+def test_detection_ids_are_deterministic_and_sensitive_to_every_input():
+    geometry = {"type": "Polygon", "coordinates": [[[10, 50], [10.01, 50], [10.01, 50.01], [10, 50]]]}
+    args = ("q1", 1, "s2", "item-1", "danet-lite@1", geometry)
+    assert detection_id(*args) == detection_id(*args)
+    assert len({detection_id(*args), detection_id("q2", *args[1:]), detection_id("q1", 2, *args[2:])}) == 3
+
+
+def test_detection_feature_round_trip():
+    detection = Detection(
+        id="abc", query_id="q1", query_version=1, query_text="ships", collection="s2", item_id="i1",
+        acquired=datetime(2026, 11, 1, tzinfo=UTC), detected_at=datetime(2026, 11, 2, tzinfo=UTC),
+        model="danet-lite", score=0.8, score_max=0.95, area_m2=1200.0, pixel_count=12,
+        geometry={"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [1, 1], [0, 0]]]},
+    )  # fmt: skip
+    feature = detection.to_feature()
+    assert feature["id"] == "abc"
+    assert feature["properties"]["change"] == "new"
+    assert Detection.from_feature(feature) == detection
+
+
+def test_scene_message_round_trip_and_refusals():
+    message = SceneMessage(
+        collection="s2", item_id="i1", item={"id": "i1", "type": "Feature"}, observed_at=datetime.now(UTC)
+    )
+    assert message.key == "s2/i1"
+    assert SceneMessage.from_bytes(message.to_bytes()) == message
+    with pytest.raises(ValidationError, match="needs the STAC item or an href"):
+        SceneMessage(collection="s2", item_id="i1", observed_at=datetime.now(UTC))
+    with pytest.raises(ValidationError, match="differs from item_id"):
+        SceneMessage(collection="s2", item_id="i1", item={"id": "other"}, observed_at=datetime.now(UTC))
+    with pytest.raises(ValidationError):
+        SceneMessage.from_bytes(b"{not json")
+
+
+def test_topics_and_keys():
+    topics = Topics()
+    assert topics.all() == ["scenes", "detections", "scenes.dlq"]
+    keys = RedisKeys()
+    assert normalize_text("  Small\tAirplanes ") == "small airplanes"
+    assert keys.text_embedding("minilm", "1", "Small  airplanes") == keys.text_embedding(
+        "minilm", "1", "small airplanes"
+    )
+    assert keys.text_embedding("minilm", "1", "ships") != keys.text_embedding("minilm", "2", "ships")
