@@ -1,0 +1,88 @@
+"""Query and detection stores against a real Redis."""
+
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+
+from services.adapters.redis_client import make_redis
+from services.contracts import Detection, QueryCreate, QueryStatus, QueryUpdate, RedisKeys, detection_id
+from services.store import DetectionStore, QueryNotFoundError, QueryStore
+
+SQUARE = {"type": "Polygon", "coordinates": [[[10, 50], [10.1, 50], [10.1, 50.1], [10, 50.1], [10, 50]]]}
+
+
+@pytest.fixture
+def client(stack_settings):
+    client = make_redis(stack_settings.redis)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def keys():
+    return RedisKeys(prefix=f"test-{uuid.uuid4().hex[:8]}:")
+
+
+def _body(text="small airplanes") -> QueryCreate:
+    return QueryCreate(text=text, aoi=SQUARE, collections=["s2"])
+
+
+def test_queries_are_scoped_by_tenant(client, keys):
+    store = QueryStore(client, keys)
+    a = store.create(_body("ships"), tenant="acme")
+    b = store.create(_body("tanks"), tenant="globex")
+    assert [q.id for q in store.list(tenant="acme")] == [a.id]
+    assert {q.id for q in store.list()} == {a.id, b.id}
+    with pytest.raises(QueryNotFoundError):
+        store.get(a.id, tenant="globex")
+    with pytest.raises(QueryNotFoundError):
+        store.delete(a.id, tenant="globex")
+    assert store.get(a.id, tenant="acme") == a
+
+
+def test_update_pause_and_delete(client, keys):
+    store = QueryStore(client, keys)
+    query = store.create(_body())
+    paused = store.update(query.id, QueryUpdate(status="paused"))
+    assert paused.status == QueryStatus.paused
+    assert store.active() == []
+    bumped = store.update(query.id, QueryUpdate(status="active", threshold=0.7))
+    assert (bumped.version, store.get(query.id).threshold) == (2, 0.7)
+    store.delete(query.id)
+    with pytest.raises(QueryNotFoundError):
+        store.get(query.id)
+    assert store.list() == []
+
+
+def _detection(query, item_id, geometry, acquired) -> Detection:
+    return Detection(
+        id=detection_id(query.id, query.version, "s2", item_id, "m", geometry), query_id=query.id,
+        query_version=query.version, query_text=query.text, collection="s2", item_id=item_id,
+        acquired=acquired, detected_at=datetime.now(UTC), model="m", score=0.9, score_max=0.99,
+        area_m2=100.0, pixel_count=4, geometry=geometry,
+    )  # fmt: skip
+
+
+def test_scene_results_are_written_once_and_streamed_once(client, keys):
+    query = QueryStore(client, keys).create(_body())
+    store = DetectionStore(client, keys)
+    geometry = {
+        "type": "Polygon",
+        "coordinates": [[[10.01, 50.01], [10.02, 50.01], [10.02, 50.02], [10.01, 50.01]]],
+    }
+    detections = [_detection(query, "item-1", geometry, datetime(2026, 11, 1, tzinfo=UTC))]
+    first = store.write_scene(query, "s2", "item-1", "m", detections)
+    again = store.write_scene(query, "s2", "item-1", "m", detections)  # a redelivered scene
+    assert first.written
+    assert not again.written
+    assert first.detection_ids == again.detection_ids
+    assert client.xlen(keys.detection_stream(query.id)) == 1
+    assert store.is_processed(query, "s2", "item-1", "m")
+    assert store.previous_geometries(query.id) == [geometry]
+    empty = store.write_scene(query, "s2", "item-2", "m", [])
+    assert empty.written
+    assert store.previous_geometries(query.id) == []
+    assert [d.id for d in store.list(query.id)] == first.detection_ids
+    assert store.list(query.id, bbox=(0, 0, 1, 1)) == []
+    assert store.list(query.id, since=datetime(2026, 11, 2, tzinfo=UTC)) == []
