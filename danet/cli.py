@@ -30,7 +30,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from danet.config import load_preset
     from danet.training import TrainOptions, train, train_distributed
 
-    cfg = load_preset(args.config)
+    cfg = load_preset(args.config, args.set)
     opts = TrainOptions(
         data=args.data,
         out_dir=args.out,
@@ -62,7 +62,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     from danet.checkpoint import load_checkpoint
     from danet.config import load_preset
-    from danet.data.dataset import open_dataset
+    from danet.data.benchmark import subset_sent_ids
+    from danet.data.dataset import ReferringDataset, load_records
     from danet.evaluation import evaluate
     from danet.training import pick_device
 
@@ -71,10 +72,25 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.config is not None and load_preset(args.config).name != info.preset:
         raise SystemExit(f"--config {args.config} is preset {load_preset(args.config).name!r}, "
                          f"but {args.checkpoint} holds a {info.preset!r} model")  # fmt: skip
-    dataset = open_dataset(args.data, args.split, info.config.input_size)
-    loader = DataLoader(dataset, batch_size=args.batch_size, num_workers=args.loader_workers)
-    summary = evaluate(model, loader, device=device, progress=not args.json).summary()
-    _print_summary(f"{info.preset} / {args.split}", summary, args.json)
+    records = load_records(args.data, args.split)
+    results: dict[str, dict[str, float]] = {}
+    for subset in args.subset or ["all"]:
+        chosen = records
+        if subset != "all":
+            wanted = subset_sent_ids(args.data, subset)
+            chosen = [r for r in records if r.sent_id in wanted]
+        if not chosen:
+            raise SystemExit(f"--subset {subset}: no {args.split} sentences in {args.data}")
+        dataset = ReferringDataset(chosen, info.config.input_size)
+        loader = DataLoader(dataset, batch_size=args.batch_size, num_workers=args.loader_workers)
+        summary = evaluate(model, loader, device=device, progress=not args.json).summary()
+        results[f"{info.preset} / {args.split} / {subset}"] = summary
+    if args.json:
+        print(json.dumps(results if args.subset else next(iter(results.values())), indent=2))
+    else:
+        from danet.metrics import format_metrics_table
+
+        print(format_metrics_table(results))
     return 0
 
 
@@ -186,6 +202,17 @@ def cmd_synth(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_benchmark_data(args: argparse.Namespace) -> int:
+    """Write the referring benchmark: synthetic distractor scenes plus real SpaceNet/NEON crops."""
+    from danet.data.benchmark import build_benchmark
+
+    built = build_benchmark(args.out, seed=args.seed, synthetic_images=args.synthetic_images, size=args.size)
+    print(f"wrote the benchmark to {args.out} (card: {args.out / 'DATASET.md'}); sentences per split:")
+    for name, per_split in built.counts.items():
+        print(f"  {name:<34} " + "  ".join(f"{s}={c['sentences']}" for s, c in per_split.items()))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
     parser = argparse.ArgumentParser(prog="danet", description=__doc__)
@@ -194,6 +221,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = sub.add_parser("train", help=cmd_train.__doc__)
     train.add_argument("--config", required=True, help="preset name (base, lite, tiny) or YAML path")
+    train.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE",
+        help="override a preset value, e.g. --set alignment.agent.enabled=false (repeatable)",
+    )  # fmt: skip
     train.add_argument("--data", type=Path, required=True, help="dataset root (RRSIS-D layout or JSONL)")
     train.add_argument("--out", type=Path, required=True, help="output folder for checkpoints and history")
     train.add_argument("--epochs", type=int, help="epochs (default: the preset's)")
@@ -218,6 +249,10 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--config", help="optional: check the checkpoint holds this preset")
     ev.add_argument("--data", type=Path, required=True)
     ev.add_argument("--split", default="test")
+    ev.add_argument(
+        "--subset", action="append", metavar="NAME",
+        help="evaluate a named subset from the dataset's subsets.json (repeatable; 'all' = whole split)",
+    )  # fmt: skip
     ev.add_argument("--batch-size", type=int, default=8)
     ev.add_argument("--loader-workers", type=int, default=0)
     ev.add_argument("--device", default="auto")
@@ -262,6 +297,13 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--size", type=int, default=256)
     synth.add_argument("--seed", type=int, default=0)
     synth.set_defaults(func=cmd_synth)
+
+    benchmark = sub.add_parser("benchmark-data", help=cmd_benchmark_data.__doc__)
+    benchmark.add_argument("--out", type=Path, required=True, help="new or empty output folder")
+    benchmark.add_argument("--seed", type=int, default=0)
+    benchmark.add_argument("--synthetic-images", type=int, default=1200)
+    benchmark.add_argument("--size", type=int, default=256, help="side of the synthetic scenes")
+    benchmark.set_defaults(func=cmd_benchmark_data)
     return parser
 
 

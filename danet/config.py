@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Literal, Self
 
@@ -124,6 +125,9 @@ class TextConfig(_Strict):
     weights: WeightsSource | None = None
     tokenizer: WeightsSource | None = None
     freeze_embeddings: bool = False
+    freeze: bool = Field(
+        False, description="Freeze the whole encoder (its pretrained weights stay as shipped, by checksum)."
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -264,8 +268,29 @@ def _describe(error: ValidationError) -> str:
     return "\n".join(lines)
 
 
-def load_preset(name_or_path: str | Path) -> DANetConfig:
-    """Load a preset by name (``configs/presets/<name>.yaml``) or from a YAML file path.
+def apply_overrides(data: dict, overrides: Sequence[str]) -> dict:
+    """Apply ``dotted.key=value`` overrides (values parsed as YAML) to a preset's raw mapping.
+
+    Raises:
+        PresetError: an override is not ``key=value`` or walks through a key that is not a section.
+    """
+    for override in overrides:
+        key, sep, raw = override.partition("=")
+        if not sep or not key:
+            raise PresetError(f"override {override!r}: expected dotted.key=value")
+        *sections, leaf = key.split(".")
+        node = data
+        for section in sections:
+            node = node.setdefault(section, {})
+            if not isinstance(node, dict):
+                raise PresetError(f"override {override!r}: {section!r} is not a section")
+        node[leaf] = yaml.safe_load(raw)
+    return data
+
+
+def load_preset(name_or_path: str | Path, overrides: Sequence[str] = ()) -> DANetConfig:
+    """Load a preset by name (``configs/presets/<name>.yaml``) or from a YAML file path, optionally with
+    ``dotted.key=value`` overrides (e.g. ``alignment.agent.enabled=false`` for an ablation).
 
     Raises:
         PresetError: the file is missing, is not valid YAML, or a value is invalid (the message names
@@ -278,6 +303,7 @@ def load_preset(name_or_path: str | Path) -> DANetConfig:
         raise PresetError(f"{path}: not valid YAML: {exc}") from exc
     if not isinstance(data, dict):
         raise PresetError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
+    data = apply_overrides(data, overrides)
     try:
         return DANetConfig.model_validate(data)
     except ValidationError as exc:

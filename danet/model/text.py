@@ -134,6 +134,8 @@ def build_text_encoder(cfg: TextConfig, *, pretrained: bool) -> TextEncoder:
             attention_probs_dropout_prob=cfg.dropout,
         )
         bert = BertModel(bert_cfg, add_pooling_layer=False)
-    if cfg.freeze_embeddings:
+    if cfg.freeze:
+        bert.requires_grad_(False)
+    elif cfg.freeze_embeddings:
         bert.embeddings.requires_grad_(False)
     return TextEncoder(bert, cfg)

@@ -7,7 +7,7 @@ import pytest
 
 from danet.checkpoint import load_checkpoint
 from danet.cli import main
-from danet.config import load_preset
+from danet.config import PresetError, load_preset
 from danet.data.dataset import load_records
 from danet.training import TrainOptions, train, train_distributed
 
@@ -51,8 +51,26 @@ def test_cli_train_then_eval_prints_the_standard_table(tmp_path, capsys):
         == 0
     )
     table = capsys.readouterr().out
-    assert "| tiny / test |" in table
+    assert "| tiny / test / all |" in table
     assert "oIoU" in table
+
+
+def test_train_set_overrides_reach_the_saved_config(tmp_path):
+    argv = ["train", "--config", "tiny", "--data", str(FIXTURE), "--out", str(tmp_path), "--max-steps", "1",
+            "--batch-size", "2", "--no-val", "--set", "alignment.agent.enabled=false",
+            "--set", "optim.lr=0.001"]  # fmt: skip
+    assert main(argv) == 0
+    _, info = load_checkpoint(tmp_path / "last.pt")
+    assert info.config.alignment.agent.enabled is False
+    assert info.config.alignment.affinity.enabled is True
+    assert info.config.optim.lr == 0.001
+
+
+def test_bad_override_names_the_field():
+    with pytest.raises(PresetError, match=r"alignment\.agent\.num_agents"):
+        load_preset("tiny", ["alignment.agent.num_agents=7"])
+    with pytest.raises(PresetError, match=r"expected dotted\.key=value"):
+        load_preset("tiny", ["alignment.agent.enabled"])
 
 
 def test_eval_refuses_a_checkpoint_of_another_preset(tmp_path):
