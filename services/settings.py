@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal, Self
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -63,6 +64,148 @@ class EmbeddedSettings(BaseModel):
     keep_logs: bool = False
 
 
+class DispatcherSettings(BaseModel):
+    """How the dispatcher consumes scenes, reads imagery and calls the segmenter."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    group_id: str = Field("lookout-dispatcher", min_length=1)
+    # STAC asset keys tried in order; the first one present is the image that is segmented.
+    asset_keys: list[str] = Field(["visual", "image", "data"], min_length=1)
+    # Tile overlap in pixels; None means a quarter of the segmenter's input size (as danet's Predictor).
+    tile_overlap: int | None = Field(None, ge=0)
+    # Upper bound of (tile, query) pairs per Segmenter.segment call (memory per call stays bounded).
+    max_pairs_per_call: int = Field(32, gt=0)
+    # A scene whose tiles over scene ∩ AOIs exceed this many pixels goes to the dead-letter topic.
+    max_read_pixels: int = Field(50_000_000, gt=0)
+    # Attempts after the first failed one before a scene goes to the dead-letter topic.
+    max_retries: int = Field(3, ge=0)
+    retry_backoff_s: float = Field(2.0, ge=0)
+    poll_timeout_ms: int = Field(1000, gt=0)
+
+
+class AutoscalingSettings(BaseModel):
+    """Ray Serve autoscaling of the segmenter replicas (on ongoing requests per replica)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    min_replicas: int = Field(1, ge=0)
+    max_replicas: int = Field(1, ge=1)
+    # A replica batches only what is queued at it: a target near max_batch_size lets batches fill
+    # before the autoscaler adds replicas (Serve's default of 2 would keep batches small).
+    target_ongoing_requests: float = Field(8.0, gt=0)
+
+    @model_validator(mode="after")
+    def _min_not_above_max(self) -> Self:
+        if self.min_replicas > self.max_replicas:
+            raise ValueError(f"min_replicas={self.min_replicas} exceeds max_replicas={self.max_replicas}")
+        return self
+
+
+class TextCacheSettings(BaseModel):
+    """The text-embedding cache: Redis, with an in-process LRU in front."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True
+    # None keeps entries: keys carry the encoder version, so a model change never reads stale ones.
+    ttl_s: int | None = Field(None, gt=0)
+    local_entries: int = Field(1024, ge=0)
+
+
+class SegmenterSettings(BaseModel):
+    """The DANet segmenter on Ray Serve: which model, where it runs, how it batches and scales.
+
+    The model is ``checkpoint`` when set (it names its own preset), else ``preset`` built with its
+    ``pretrained`` weights (randomly initialised parts are seeded, so every replica agrees).
+    Replicas: a fixed ``num_replicas``, or ``autoscaling``; neither means one replica.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    app_name: str = "segmenter"
+    checkpoint: Path | None = None
+    preset: str = "tiny"
+    pretrained: bool = True
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    num_gpus: float = Field(0.0, ge=0)
+    num_cpus: float = Field(1.0, gt=0)
+    max_batch_size: int = Field(8, gt=0)
+    batch_wait_timeout_s: float = Field(0.01, ge=0)
+    num_replicas: int | None = Field(None, ge=1)
+    autoscaling: AutoscalingSettings | None = None
+    text_cache: TextCacheSettings = TextCacheSettings()
+
+    @model_validator(mode="after")
+    def _one_way_to_scale(self) -> Self:
+        if self.num_replicas is not None and self.autoscaling is not None:
+            raise ValueError("num_replicas and autoscaling are exclusive: set one of them, or neither")
+        return self
+
+
+class WebhookSettings(BaseModel):
+    """How the webhook dispatcher delivers detections (signed POSTs, retried with backoff)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_attempts: int = Field(5, ge=1, description="POSTs per pass before a delivery counts as failed")
+    backoff_initial_s: float = Field(1.0, gt=0, description="Wait after the first failed attempt; doubles")
+    backoff_max_s: float = Field(60.0, gt=0, description="Upper bound of one wait between attempts")
+    timeout_s: float = Field(10.0, gt=0, description="HTTP timeout of one attempt")
+    # A delivery that failed every attempt stays pending in Redis and is tried again after this idle time.
+    redeliver_after_s: float = Field(300.0, gt=0)
+    # Also bounds the blocking stream read, so it must stay under redis.socket_timeout_s.
+    poll_interval_s: float = Field(1.0, gt=0)
+
+
+class ApiSettings(BaseModel):
+    """The HTTP API: where it listens, its public URL, SSE keep-alive and webhook delivery."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535, description="0 picks a free port")
+    base_url: str | None = Field(None, description="Public URL for links (default: from the request)")
+    sse_keepalive_s: float = Field(15.0, gt=0, description="Seconds between SSE keep-alive comments")
+    webhook: WebhookSettings = WebhookSettings()
+
+
+class WatcherSettings(BaseModel):
+    """The STAC watcher: what it watches, how often, how far back, and when a feed counts as stale."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # Sources watched by queries without their own stac_api: STAC API URLs (http/https) or paths of
+    # static catalogs (catalog.json or its folder). Empty: the STAC API of stac.api_url, if set.
+    sources: list[str] = []
+    poll_interval_s: float = Field(30.0, gt=0)
+    # Each search starts this long before the high-water mark, so items published late (processing
+    # latency) are still found; dedup drops the ones already published.
+    overlap_s: float = Field(86_400.0, ge=0)
+    page_size: int = Field(100, gt=0, le=10_000, description="Items per page of a STAC API search")
+    max_items_per_poll: int = Field(1000, gt=0, description="Per (source, collection) and poll")
+    # Must exceed the feed's normal quiet time over the watched AOIs (revisit time, e.g. 5 days for a
+    # single Sentinel-2 satellite at the equator), else a healthy feed is reported stale.
+    stale_after_s: float = Field(259_200.0, gt=0)
+    backoff_base_s: float = Field(5.0, gt=0, description="Wait after a source's first failure; doubles")
+    backoff_max_s: float = Field(300.0, gt=0, description="Upper bound of the wait between attempts")
+    publish_timeout_s: float = Field(30.0, gt=0, description="Broker acknowledgement timeout per poll")
+
+
+class SimulatorSettings(BaseModel):
+    """The scene simulator that feeds the embedded default's static catalog with real imagery."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # Where the static catalog and its COGs are written; None: the caller picks (lookout up: its
+    # state folder).
+    catalog_dir: Path | None = None
+    interval_s: float = Field(60.0, gt=0, description="Seconds between simulated scenes")
+    # Asset hrefs become <asset_base_url>/<path under catalog_dir> (served with HTTP Range support);
+    # None: absolute file paths.
+    asset_base_url: str | None = None
+
+
 class LookoutSettings(BaseSettings):
     """All settings of the Lookout services."""
 
@@ -72,6 +215,11 @@ class LookoutSettings(BaseSettings):
     kafka: KafkaSettings = KafkaSettings()
     stac: StacSettings = StacSettings()
     embedded: EmbeddedSettings = EmbeddedSettings()
+    api: ApiSettings = ApiSettings()
+    segmenter: SegmenterSettings = SegmenterSettings()
+    dispatcher: DispatcherSettings = DispatcherSettings()
+    watcher: WatcherSettings = WatcherSettings()
+    simulator: SimulatorSettings = SimulatorSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -11,7 +11,7 @@ from danet.config import DANetConfig
 from danet.model.alignment import ExplicitAffinityAlignment, ReliableAgentAlignment
 from danet.model.backbones import LanguageAwareEncoder, build_encoder
 from danet.model.decoder import SimpleDecoder
-from danet.model.text import TextEncoder, build_text_encoder
+from danet.model.text import TextEncoder, TextFeatures, build_text_encoder
 from danet.weights import require_weights
 
 _MIN_SIZE = 64  # the stride-32 map must have more than one pixel for the instance norms in PWAM
@@ -54,14 +54,21 @@ class DANet(nn.Module):
         """Expressions -> (input_ids, attention_mask), LongTensor (B, max_tokens), padded and truncated."""
         return self.text.tokenize(texts)
 
+    def encode_text(self, input_ids: Tensor, attention_mask: Tensor) -> TextFeatures:
+        """Encode tokenised expressions; the features can be reused for any images (``forward_with_text``)."""
+        return self.text(input_ids, attention_mask)
+
     def forward(self, images: Tensor, input_ids: Tensor, attention_mask: Tensor) -> DANetOutput:
         """Segment ``images`` (B, 3, H, W; H, W multiples of 32, at least 64) for the tokenised texts."""
+        return self.forward_with_text(images, self.encode_text(input_ids, attention_mask))
+
+    def forward_with_text(self, images: Tensor, text: TextFeatures) -> DANetOutput:
+        """Segment ``images`` for already encoded texts (one row of ``text`` per image), e.g. cached ones."""
         height, width = images.shape[-2:]
         if height % 32 or width % 32 or min(height, width) < _MIN_SIZE:
             raise ValueError(
                 f"images: spatial size {height}x{width} must be multiples of 32 and at least {_MIN_SIZE}"
             )
-        text = self.text(input_ids, attention_mask)
         features = self.encoder(images, text.words, text.mask)
         aux: dict[str, Tensor] = {}
         if self.affinity is not None:

@@ -3,7 +3,7 @@
 
 from danet.predict.files import PredictionResult, predict_file
 from danet.predict.overlay import MAX_OVERLAY_SIDE, display_shape, read_display_image, render_overlay
-from danet.predict.predictor import PredictionMap, Predictor
+from danet.predict.predictor import PredictionMap, Predictor, normalize_rgb, tile_input
 
 __all__ = [
     "MAX_OVERLAY_SIDE",
@@ -11,7 +11,9 @@ __all__ = [
     "PredictionResult",
     "Predictor",
     "display_shape",
+    "normalize_rgb",
     "predict_file",
     "read_display_image",
     "render_overlay",
+    "tile_input",
 ]

@@ -23,6 +23,7 @@ from danet.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from danet.geo.blending import ProbabilityStitcher
 from danet.geo.raster import PredictionImage, WindowRead
 from danet.geo.tiling import PixelRegion, TilePlanner, TileWindow, pad_tile
+from danet.model.text import TextFeatures
 
 # The backbone's coarsest stage has stride 32, so the model accepts only multiples of 32.
 _SIZE_MULTIPLE = 32
@@ -31,6 +32,33 @@ _SIZE_MULTIPLE = 32
 _DEFAULT_OVERLAP_DIVISOR = 4
 
 Tokens = tuple[Tensor, Tensor]
+
+
+def normalize_rgb(
+    image: np.ndarray,
+    valid: np.ndarray | None = None,
+    mean: Sequence[float] = IMAGENET_MEAN,
+    std: Sequence[float] = IMAGENET_STD,
+) -> np.ndarray:
+    """(h, w, 3) RGB in 0..1 -> normalized (h, w, 3) float32; pixels where `valid` is False -> 0."""
+    mean_arr = np.asarray(mean, dtype=np.float32)
+    std_arr = np.asarray(std, dtype=np.float32)
+    out = (np.asarray(image, dtype=np.float32) - mean_arr) / std_arr
+    if valid is not None:
+        out = np.where(valid[..., None], out, np.float32(0.0))
+    return out
+
+
+def tile_input(
+    read: WindowRead,
+    tile: TileWindow,
+    mean: Sequence[float] = IMAGENET_MEAN,
+    std: Sequence[float] = IMAGENET_STD,
+) -> np.ndarray:
+    """One normalized model input (3, S, S) from the pixels read for `tile`: nodata and padding are 0
+    (the mean colour). Shared by `Predictor` and callers that send tiles to a model elsewhere."""
+    padded = pad_tile(normalize_rgb(read.image, read.valid, mean, std), tile)
+    return np.ascontiguousarray(padded.transpose(2, 0, 1))
 
 
 @dataclass(frozen=True)
@@ -105,23 +133,31 @@ class Predictor:
 
     def normalize(self, image: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
         """(h, w, 3) RGB in 0..1 -> normalized (3, h, w) float32; pixels where `valid` is False -> 0."""
-        return np.ascontiguousarray(self._normalize_hwc(image, valid).transpose(2, 0, 1))
+        return np.ascontiguousarray(normalize_rgb(image, valid, self.mean, self.std).transpose(2, 0, 1))
 
-    def _normalize_hwc(self, image: np.ndarray, valid: np.ndarray | None) -> np.ndarray:
-        out = (np.asarray(image, dtype=np.float32) - self.mean) / self.std
-        if valid is not None:
-            out = np.where(valid[..., None], out, np.float32(0.0))
-        return out
+    @torch.inference_mode()
+    def text_features(self, texts: Sequence[str]) -> TextFeatures:
+        """Encode expressions once, on the predictor's device and under its autocast: the features serve
+        any tiles through ``predict_batch(..., text_features=)``, and can be cached."""
+        input_ids, attention_mask = self.encode_text(texts)
+        with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+            return self.model.encode_text(input_ids, attention_mask)
 
     @torch.inference_mode()
     def predict_batch(
-        self, tiles: Tensor, texts: Sequence[str] | None = None, *, tokens: Tokens | None = None
+        self,
+        tiles: Tensor,
+        texts: Sequence[str] | None = None,
+        *,
+        tokens: Tokens | None = None,
+        text_features: TextFeatures | None = None,
     ) -> Tensor:
         """Foreground probability (B, H, W), float32 on the CPU, of normalized `tiles` (B, 3, H, W).
 
-        Tile i is paired with expression i: pass either `texts` (B strings) or precomputed `tokens`
-        from `encode_text` with B rows, or with one row shared by all tiles. H and W must be multiples
-        of 32 (normally both are `input_size`).
+        Tile i is paired with expression i: pass exactly one of `texts` (B strings), precomputed
+        `tokens` from `encode_text`, or encoded `text_features` from `text_features`; tokens and
+        features have B rows, or one row shared by all tiles. H and W must be multiples of 32
+        (normally both are `input_size`).
         """
         if tiles.ndim != 4 or tiles.shape[1] != 3:
             raise ValueError(f"tiles: expected shape (B, 3, H, W), got {tuple(tiles.shape)}")
@@ -130,22 +166,34 @@ class Predictor:
             raise ValueError(
                 f"tiles: height and width must be multiples of {_SIZE_MULTIPLE}, got {height}x{width}"
             )
-        if (texts is None) == (tokens is None):
-            raise ValueError("predict_batch: pass exactly one of texts or tokens")
+        if sum(given is not None for given in (texts, tokens, text_features)) != 1:
+            raise ValueError("predict_batch: pass exactly one of texts or tokens or text_features")
+        features = None
         if texts is not None:
             if len(texts) != batch:
                 raise ValueError(f"texts: need one expression per tile ({batch}), got {len(texts)}")
             input_ids, attention_mask = self.encode_text(texts)
+        elif tokens is not None:
+            input_ids, attention_mask = self._per_tile(tokens, batch, "tokens")
         else:
-            input_ids, attention_mask = (t.to(self.device) for t in tokens)
-            rows = input_ids.shape[0]
-            if rows == 1:
-                input_ids, attention_mask = input_ids.expand(batch, -1), attention_mask.expand(batch, -1)
-            elif rows != batch:
-                raise ValueError(f"tokens: need 1 or {batch} rows (one per tile), got {rows}")
+            words, mask, sentence = self._per_tile(
+                (text_features.words, text_features.mask, text_features.sentence), batch, "text_features"
+            )
+            features = TextFeatures(words=words, mask=mask, sentence=sentence)
         with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
-            logits = self.model(tiles.to(self.device), input_ids, attention_mask).logits
+            if features is None:
+                logits = self.model(tiles.to(self.device), input_ids, attention_mask).logits
+            else:
+                logits = self.model.forward_with_text(tiles.to(self.device), features).logits
         return logits.float().softmax(dim=1)[:, 1].cpu()
+
+    def _per_tile(self, tensors: Sequence[Tensor], batch: int, field: str) -> list[Tensor]:
+        """Tensors with one row per tile on the device; a single row is shared by every tile."""
+        rows = tensors[0].shape[0]
+        if rows not in (1, batch):
+            raise ValueError(f"{field}: need 1 or {batch} rows (one per tile), got {rows}")
+        moved = [t.to(self.device) for t in tensors]
+        return [t.expand(batch, *t.shape[1:]) for t in moved] if rows == 1 else moved
 
     def predict_image(
         self,
@@ -176,7 +224,7 @@ class Predictor:
             for start in range(0, len(tiles), self.batch_size):
                 chunk = tiles[start : start + self.batch_size]
                 reads = [image.read(tile) for tile in chunk]
-                inputs = [self._tile_input(t, r) for t, r in zip(chunk, reads, strict=True)]
+                inputs = [tile_input(r, t, self.mean, self.std) for t, r in zip(chunk, reads, strict=True)]
                 batch = torch.from_numpy(np.stack(inputs))
                 probabilities = self.predict_batch(batch, tokens=tokens).numpy()
                 for tile, read, probability in zip(chunk, reads, probabilities, strict=True):
@@ -188,8 +236,3 @@ class Predictor:
             valid = valid & region.mask
         probability = np.where(valid, stitched.probability, np.float32(np.nan))
         return PredictionMap(probability, valid, stitched.row_off, stitched.col_off, len(tiles))
-
-    def _tile_input(self, tile: TileWindow, read: WindowRead) -> np.ndarray:
-        """One normalized model input (3, S, S): nodata and padding set to 0 (the mean colour)."""
-        padded = pad_tile(self._normalize_hwc(read.image, read.valid), tile)
-        return np.ascontiguousarray(padded.transpose(2, 0, 1))

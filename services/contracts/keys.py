@@ -43,6 +43,10 @@ class RedisKeys:
         """Redis Stream of a query's delivered detections (SSE and subscribers read it)."""
         return f"{self.prefix}stream:{query_id}"
 
+    def webhook_failures(self, query_id: str) -> str:
+        """Redis Stream of a query's failed webhook deliveries (stream entry id, attempts, last error)."""
+        return f"{self.prefix}webhook-failures:{query_id}"
+
     def detections(self, query_id: str) -> str:
         """Hash detection id -> Detection JSON (idempotent upserts)."""
         return f"{self.prefix}detections:{query_id}"
@@ -51,12 +55,20 @@ class RedisKeys:
         """Marker that (query version, scene, model) has been processed: its detection ids."""
         return f"{self.prefix}result:{query_id}:{query_version}:{collection}/{item_id}:{model}"
 
+    def published(self, query_id: str, query_version: int, collection: str, item_id: str, model: str) -> str:
+        """Marker that a processed scene's detections were produced to the detections topic."""
+        return f"{self.prefix}published:{query_id}:{query_version}:{collection}/{item_id}:{model}"
+
+    def dispatch_attempts(self, group: str, topic: str, partition: int, offset: int) -> str:
+        """Hash of a dispatcher group's attempts at one scene record (count, last error)."""
+        return f"{self.prefix}attempts:{group}:{topic}:{partition}:{offset}"
+
     def last_scene(self, query_id: str) -> str:
         """The previous scene's detection geometries of a query (for change status)."""
         return f"{self.prefix}last-scene:{query_id}"
 
     def seen_items(self, source: str, collection: str) -> str:
-        """Set of item ids the watcher already published for (source, collection)."""
+        """Sorted set of item ids the watcher published for (source, collection), scored by item datetime."""
         return f"{self.prefix}seen:{source}:{collection}"
 
     def high_water_mark(self, source: str, collection: str) -> str:

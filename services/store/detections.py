@@ -75,6 +75,24 @@ class DetectionStore:
         written = self.redis.transaction(transaction, marker, value_from_callable=True)
         return SceneResult(detection_ids=ids, written=bool(written))
 
+    def scene_detections(
+        self, query: Query, collection: str, item_id: str, model: str
+    ) -> list[Detection] | None:
+        """The detections stored for a processed scene (in write order), or None if it is not processed."""
+        raw = self.redis.get(self.result_key(query, collection, item_id, model))
+        if raw is None:
+            return None
+        ids = [i for i in raw.decode().split(",") if i]
+        if not ids:
+            return []
+        values = self.redis.hmget(self.keys.detections(query.id), ids)
+        return [Detection.model_validate_json(v) for v in values if v is not None]
+
+    def get(self, query_id: str, detection_id: str) -> Detection | None:
+        """One detection of a query by id, or None."""
+        raw = self.redis.hget(self.keys.detections(query_id), detection_id)
+        return None if raw is None else Detection.model_validate_json(raw)
+
     def previous_geometries(self, query_id: str) -> list[dict]:
         """Geometries of the last scene processed for a query (for new/persisting change status)."""
         raw = self.redis.get(self.keys.last_scene(query_id))

@@ -1,0 +1,75 @@
+"""The FastAPI application factory.
+
+Cross-cutting concerns arrive as data (stac-fastapi style): the tenant dependency, the error -> status
+rules, the component status callbacks shown by ``/healthz``, the metrics registry and the Redis key
+layout. Routers are built from one :class:`ApiContext`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Mapping
+
+import redis
+from fastapi import FastAPI
+
+from services.adapters.redis_client import make_redis
+from services.api.context import ApiContext, ComponentStatus
+from services.api.errors import DEFAULT_ERROR_RULES, ErrorRule, add_error_handlers
+from services.api.metrics import ApiMetrics, RequestMetricsMiddleware
+from services.api.routes import detections, health, ogc, queries, stream
+from services.api.tenancy import TenantDependency, tenant_from_header
+from services.contracts import RedisKeys
+from services.settings import LookoutSettings
+from services.store import DetectionStore, QueryStore
+
+
+def create_app(
+    settings: LookoutSettings,
+    *,
+    redis_client: redis.Redis | None = None,
+    keys: RedisKeys | None = None,
+    tenant: TenantDependency = tenant_from_header,
+    error_rules: Mapping[type[Exception], ErrorRule] = DEFAULT_ERROR_RULES,
+    components: Mapping[str, ComponentStatus] | None = None,
+    metrics: ApiMetrics | None = None,
+) -> FastAPI:
+    """The Lookout HTTP API over the query and detection stores.
+
+    ``redis_client`` defaults to one made from ``settings.redis`` (closed when the app shuts down; an
+    injected client stays the caller's). ``tenant`` is a FastAPI dependency returning the caller's
+    tenant; ``components`` maps names to status callbacks (e.g. the watcher's ``status``) that
+    ``/healthz`` reports; ``metrics`` can be shared with a :class:`WebhookDispatcher`.
+    """
+    owned = redis_client is None
+    client = make_redis(settings.redis) if redis_client is None else redis_client
+    layout = keys or RedisKeys()
+    ctx = ApiContext(
+        settings=settings.api,
+        redis_settings=settings.redis,
+        redis=client,
+        keys=layout,
+        queries=QueryStore(client, layout),
+        detections=DetectionStore(client, layout),
+        metrics=metrics or ApiMetrics(),
+        tenant=tenant,
+        components=dict(components or {}),
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        if owned:
+            client.close()
+
+    app = FastAPI(
+        title="Lookout",
+        summary="Standing natural-language queries over a live satellite feed",
+        lifespan=lifespan,
+    )
+    app.state.context = ctx
+    add_error_handlers(app, error_rules)
+    app.add_middleware(RequestMetricsMiddleware, metrics=ctx.metrics)
+    for module in (queries, detections, stream, ogc, health):
+        app.include_router(module.build_router(ctx))
+    return app

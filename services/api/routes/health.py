@@ -1,0 +1,49 @@
+"""``/healthz`` (Redis ping + the component statuses given at app creation) and Prometheus ``/metrics``."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import redis
+from fastapi import APIRouter, Response
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from services.api.context import ApiContext
+
+log = logging.getLogger(__name__)
+
+
+def build_router(ctx: ApiContext) -> APIRouter:
+    """Health and metrics routes."""
+    router = APIRouter(tags=["health"])
+
+    def redis_status() -> dict[str, Any]:
+        try:
+            return {"ok": bool(ctx.redis.ping())}
+        except redis.RedisError as exc:
+            log.warning("health: Redis ping failed: %s", exc)
+            return {"ok": False, "error": str(exc)}
+
+    @router.get("/healthz")
+    def healthz() -> JSONResponse:
+        """200 when Redis answers and no component reports ``ok: false``; 503 otherwise."""
+        components: dict[str, Any] = {"redis": redis_status()}
+        for name, status in ctx.components.items():
+            try:
+                components[name] = dict(status())
+            except Exception as exc:  # a broken status callback must not break the health route
+                log.exception("health: component %s status failed", name)
+                components[name] = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+        healthy = all(c.get("ok", True) is not False for c in components.values())
+        body = {"status": "ok" if healthy else "unhealthy", "components": components}
+        return JSONResponse(jsonable_encoder(body), status_code=200 if healthy else 503)
+
+    @router.get("/metrics")
+    def metrics() -> Response:
+        """Prometheus text exposition of this app's registry."""
+        return Response(generate_latest(ctx.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    return router

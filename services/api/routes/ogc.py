@@ -1,0 +1,159 @@
+"""OGC API - Features (Part 1: Core, GeoJSON): one collection per standing query of the tenant.
+
+``/`` landing page, ``/conformance``, ``/collections``, ``/collections/{query_id}``,
+``/collections/{query_id}/items`` (``bbox``, ``datetime``, ``limit``, ``offset``; ``next``/``prev``
+links) and ``/collections/{query_id}/items/{detection_id}``. Links are absolute and typed, as QGIS's
+OGC API - Features client expects.
+"""
+
+# Annotations are evaluated eagerly (no __future__ import): FastAPI resolves the closure's Tenant alias.
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse
+
+from services.api.context import ApiContext
+from services.api.errors import DetectionNotFoundError
+from services.api.filters import parse_bbox, parse_datetime_interval
+from services.api.geojson import GEOJSON, GeoJSONResponse, feature_collection
+from services.api.links import api_url, link
+from services.api.routes.detections import BBOX_HELP, DATETIME_HELP, select_detections
+from services.contracts import Query as StandingQuery
+
+JSON = "application/json"
+OPENAPI = "application/vnd.oai.openapi+json;version=3.1"
+HTML = "text/html"
+CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
+GREGORIAN = "http://www.opengis.net/def/uom/ISO-8601/0/Gregorian"
+CONFORMANCE = [
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
+]
+DEFAULT_LIMIT = 10
+MAX_LIMIT = 10_000
+
+
+def collection_document(query: StandingQuery, url: str) -> dict[str, Any]:
+    """The OGC collection describing one standing query (``url`` = the collection's own URL)."""
+    minx, miny, maxx, maxy = query.geometry.bounds
+    start = query.start.isoformat() if query.start else None
+    end = query.end.isoformat() if query.end else None
+    return {
+        "id": query.id,
+        "title": query.text,
+        "description": f"Detections of the standing query {query.text!r} (version {query.version}, "
+        f"{query.status}) over collections {', '.join(query.collections)}",
+        "itemType": "feature",
+        "crs": [CRS84],
+        "extent": {
+            "spatial": {"bbox": [[minx, miny, maxx, maxy]], "crs": CRS84},
+            "temporal": {"interval": [[start, end]], "trs": GREGORIAN},
+        },
+        "links": [
+            link(url, "self", JSON, "this collection"),
+            link(f"{url}/items", "items", GEOJSON, "detections"),
+        ],
+    }
+
+
+def build_router(ctx: ApiContext) -> APIRouter:
+    """OGC API - Features routes."""
+    router = APIRouter(tags=["OGC API - Features"])
+    Tenant = Annotated[str, Depends(ctx.tenant)]
+
+    def url(request: Request, path: str, params: dict[str, str] | None = None) -> str:
+        return api_url(request, ctx.settings.base_url, path, params)
+
+    @router.get("/", response_class=JSONResponse)
+    def landing_page(request: Request) -> dict[str, Any]:
+        """Links to the API definition, the conformance declaration and the collections."""
+        return {
+            "title": "Lookout",
+            "description": "Standing natural-language queries over a live satellite feed; "
+            "each query's detections form one feature collection.",
+            "links": [
+                link(url(request, ""), "self", JSON, "this document"),
+                link(url(request, "openapi.json"), "service-desc", OPENAPI, "the API definition"),
+                link(url(request, "docs"), "service-doc", HTML, "the API documentation"),
+                link(url(request, "conformance"), "conformance", JSON, "conformance classes"),
+                link(url(request, "collections"), "data", JSON, "the standing queries as collections"),
+            ],
+        }
+
+    @router.get("/conformance")
+    def conformance() -> dict[str, Any]:
+        """The conformance classes implemented: Core and GeoJSON."""
+        return {"conformsTo": CONFORMANCE}
+
+    @router.get("/collections")
+    def collections(request: Request, tenant: Tenant) -> dict[str, Any]:
+        """One collection per standing query of the caller's tenant."""
+        return {
+            "links": [link(url(request, "collections"), "self", JSON, "this document")],
+            "collections": [
+                collection_document(q, url(request, f"collections/{q.id}"))
+                for q in ctx.queries.list(tenant=tenant)
+            ],
+        }
+
+    @router.get("/collections/{query_id}")
+    def collection(query_id: str, request: Request, tenant: Tenant) -> dict[str, Any]:
+        """The collection of one standing query."""
+        query = ctx.queries.get(query_id, tenant=tenant)
+        return collection_document(query, url(request, f"collections/{query.id}"))
+
+    @router.get("/collections/{query_id}/items", response_class=GeoJSONResponse)
+    def items(
+        query_id: str,
+        request: Request,
+        tenant: Tenant,
+        bbox: Annotated[str | None, Query(description=BBOX_HELP)] = None,
+        datetime: Annotated[str | None, Query(description=DATETIME_HELP)] = None,
+        limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+        offset: Annotated[int, Query(ge=0)] = 0,
+    ) -> GeoJSONResponse:
+        """A page of the query's detections, newest acquisition first, with next/prev links."""
+        ctx.queries.get(query_id, tenant=tenant)
+        matched = select_detections(
+            ctx.detections, query_id, parse_datetime_interval(datetime), parse_bbox(bbox)
+        )
+        page = matched[offset : offset + limit]
+        path = f"collections/{query_id}/items"
+        params = {k: v for k, v in request.query_params.items() if k not in ("limit", "offset")}
+
+        def page_url(at: int) -> str:
+            return url(request, path, params | {"limit": str(limit), "offset": str(at)})
+
+        links = [
+            link(page_url(offset), "self", GEOJSON, "this page"),
+            link(url(request, f"collections/{query_id}"), "collection", JSON, "the collection"),
+        ]
+        if offset + len(page) < len(matched):
+            links.append(link(page_url(offset + limit), "next", GEOJSON, "next page"))
+        if offset > 0:
+            links.append(link(page_url(max(0, offset - limit)), "prev", GEOJSON, "previous page"))
+        ctx.metrics.detections_served.labels("ogc").inc(len(page))
+        return GeoJSONResponse(feature_collection(page, number_matched=len(matched), links=links))
+
+    @router.get("/collections/{query_id}/items/{detection_id}", response_class=GeoJSONResponse)
+    def item(query_id: str, detection_id: str, request: Request, tenant: Tenant) -> GeoJSONResponse:
+        """One detection as a GeoJSON Feature."""
+        ctx.queries.get(query_id, tenant=tenant)
+        detection = ctx.detections.get(query_id, detection_id)
+        if detection is None:
+            raise DetectionNotFoundError(query_id, detection_id)
+        ctx.metrics.detections_served.labels("ogc").inc()
+        feature = detection.to_feature()
+        feature["links"] = [
+            link(
+                url(request, f"collections/{query_id}/items/{detection_id}"),
+                "self",
+                GEOJSON,
+                "this detection",
+            ),
+            link(url(request, f"collections/{query_id}"), "collection", JSON, "the collection"),
+        ]
+        return GeoJSONResponse(feature)
+
+    return router

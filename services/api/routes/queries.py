@@ -1,0 +1,56 @@
+"""Standing queries CRUD: ``/queries`` (scoped to the caller's tenant)."""
+
+# Annotations are evaluated eagerly (no __future__ import): FastAPI resolves the closure's Tenant alias.
+
+import logging
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request, Response
+
+from services.api.context import ApiContext
+from services.api.links import api_url
+from services.contracts import QueryCreate, QueryStatus, QueryUpdate
+
+log = logging.getLogger(__name__)
+
+
+def build_router(ctx: ApiContext) -> APIRouter:
+    """Routes to register, list, read, update (pause/resume via ``status``) and delete queries."""
+    router = APIRouter(prefix="/queries", tags=["queries"])
+    Tenant = Annotated[str, Depends(ctx.tenant)]
+
+    @router.post("", status_code=201)
+    def create_query(
+        body: QueryCreate, tenant: Tenant, request: Request, response: Response
+    ) -> dict[str, Any]:
+        """Register a standing query; answers 201 with the query (webhook secret masked)."""
+        query = ctx.queries.create(body, tenant=tenant)
+        log.info("query %s registered by tenant %s: %r", query.id, tenant, query.text)
+        response.headers["Location"] = api_url(request, ctx.settings.base_url, f"queries/{query.id}")
+        return query.public()
+
+    @router.get("")
+    def list_queries(tenant: Tenant, status: QueryStatus | None = None) -> dict[str, Any]:
+        """The tenant's queries, oldest first, optionally only ``active`` or ``paused`` ones."""
+        return {"queries": [q.public() for q in ctx.queries.list(tenant=tenant, status=status)]}
+
+    @router.get("/{query_id}")
+    def get_query(query_id: str, tenant: Tenant) -> dict[str, Any]:
+        """One query."""
+        return ctx.queries.get(query_id, tenant=tenant).public()
+
+    @router.patch("/{query_id}")
+    def update_query(query_id: str, body: QueryUpdate, tenant: Tenant) -> dict[str, Any]:
+        """Change any editable field; the version is bumped when what the query detects changes."""
+        query = ctx.queries.update(query_id, body, tenant=tenant)
+        log.info("query %s updated to version %d (status %s)", query.id, query.version, query.status)
+        return query.public()
+
+    @router.delete("/{query_id}", status_code=204)
+    def delete_query(query_id: str, tenant: Tenant) -> Response:
+        """Remove a query; its stored detections are kept in Redis but no longer served."""
+        ctx.queries.delete(query_id, tenant=tenant)
+        log.info("query %s deleted by tenant %s", query_id, tenant)
+        return Response(status_code=204)
+
+    return router

@@ -1,0 +1,26 @@
+"""The dispatcher: consumes new scenes, matches standing queries, segments only scene ∩ AOI through the
+segmenter, stores detections idempotently, produces them to the detections topic, then commits.
+
+Pure logic: `matching` (which queries a scene concerns), `planning` (which tiles, shared between
+queries), `change` (new / persisting). I/O: `scene_processor` (windowed reads, segmenter calls,
+stitching, vectorizing, store), `publisher` (detections topic), `dlq` and `attempts` (dead letters and
+the retry counter), `consumer` (the Kafka loop).
+"""
+
+from services.dispatcher.consumer import Dispatcher, Outcome, RecordOutcome
+from services.dispatcher.scene_processor import (
+    PermanentSceneError,
+    QueryResult,
+    SceneProcessor,
+    SceneReport,
+)
+
+__all__ = [
+    "Dispatcher",
+    "Outcome",
+    "PermanentSceneError",
+    "QueryResult",
+    "RecordOutcome",
+    "SceneProcessor",
+    "SceneReport",
+]

@@ -1,0 +1,121 @@
+"""Scene sources behind one small interface: STAC APIs (pystac-client) and local static catalogs (pystac).
+
+A source answers one question: which items of a collection intersect an AOI and were acquired at or
+after a time, oldest first, at most N of them. Both return item JSON (dicts) with absolute hrefs, the
+form that goes on the ``scenes`` topic.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+import httpx
+import pystac
+import requests
+from pystac_client.conformance import ConformanceClasses
+from pystac_client.exceptions import APIError
+from pystac_client.warnings import DoesNotConformTo
+from shapely.geometry import shape
+from shapely.geometry.base import BaseGeometry
+
+from services.adapters.stac_client import open_stac_api
+from services.settings import StacSettings
+from services.watcher.planning import api_source_name, datetime_interval, item_datetime
+
+log = logging.getLogger(__name__)
+
+# What a source raises when it cannot answer right now: the watcher backs off and tries again later,
+# and keeps polling the other sources. DoesNotConformTo: an API without item search (misconfigured).
+SOURCE_ERRORS: tuple[type[BaseException], ...] = (
+    APIError,
+    DoesNotConformTo,
+    requests.RequestException,
+    httpx.HTTPError,
+    json.JSONDecodeError,
+    pystac.STACError,
+    OSError,
+)
+
+_SORT_ASCENDING = [{"field": "properties.datetime", "direction": "asc"}]
+
+
+class SceneSource(Protocol):
+    """Where scenes come from."""
+
+    name: str
+
+    def search(self, collection: str, aoi: dict[str, Any], start: datetime, max_items: int) -> list[dict]:
+        """Items of ``collection`` intersecting ``aoi`` (GeoJSON, CRS84) acquired at or after ``start``,
+        oldest first (where the source can sort), at most ``max_items``; raises one of SOURCE_ERRORS
+        when the source is unavailable."""
+        ...
+
+
+class StacApiSource:
+    """A STAC API searched with pystac-client (POST /search, paged by ``page_size``)."""
+
+    def __init__(self, url: str, settings: StacSettings, *, page_size: int = 100) -> None:
+        self.url = url
+        self.name = api_source_name(url)
+        self.settings = settings
+        self.page_size = page_size
+        self._warned_unsorted = False
+
+    def search(self, collection: str, aoi: dict[str, Any], start: datetime, max_items: int) -> list[dict]:
+        """See SceneSource.search; the API is opened per search so a restarted API is picked up."""
+        client = open_stac_api(self.settings, self.url)
+        sortable = client.conforms_to(ConformanceClasses.SORT)
+        if not sortable and not self._warned_unsorted:
+            # Without server-side sorting a poll that hits max_items holds an arbitrary subset in time,
+            # and the next poll continues after its latest item: items in between can be missed.
+            log.warning("source %s: the API cannot sort; polls cut at max_items may miss items", self.name)
+            self._warned_unsorted = True
+        search = client.search(
+            collections=[collection],
+            intersects=aoi,
+            datetime=datetime_interval(start),
+            sortby=_SORT_ASCENDING if sortable else None,
+            limit=self.page_size,
+            max_items=max_items,
+        )
+        return list(search.items_as_dicts())
+
+
+class StaticCatalogSource:
+    """A static STAC catalog on local disk (the embedded default), re-read on every search because a
+    writer (the scene simulator) appends to it."""
+
+    def __init__(self, catalog_path: Path) -> None:
+        path = Path(catalog_path)
+        self.catalog_path = (path / "catalog.json" if path.is_dir() else path).resolve()
+        self.name = self.catalog_path.as_uri()
+
+    def search(self, collection: str, aoi: dict[str, Any], start: datetime, max_items: int) -> list[dict]:
+        """See SceneSource.search; a collection missing from the catalog has no items yet."""
+        catalog = pystac.Catalog.from_file(str(self.catalog_path))
+        child = catalog.get_child(collection)
+        if child is None:
+            return []
+        area: BaseGeometry = shape(aoi)
+        found: list[tuple[datetime, dict]] = []
+        for item in child.get_items():
+            if item.geometry is None or not area.intersects(shape(item.geometry)):
+                continue
+            item.make_asset_hrefs_absolute()
+            data = item.to_dict(transform_hrefs=False)
+            acquired = item_datetime(data)
+            if acquired >= start:
+                found.append((acquired, data))
+        found.sort(key=lambda pair: pair[0])
+        return [data for _, data in found[:max_items]]
+
+
+def open_source(location: str, settings: StacSettings, *, page_size: int = 100) -> SceneSource:
+    """A source for a location: an http(s) URL is a STAC API, anything else a static catalog path."""
+    if location.startswith(("http://", "https://")):
+        return StacApiSource(location, settings, page_size=page_size)
+    return StaticCatalogSource(Path(location))
