@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -135,6 +135,12 @@ class SegmenterSettings(BaseModel):
     num_replicas: int | None = Field(None, ge=1)
     autoscaling: AutoscalingSettings | None = None
     text_cache: TextCacheSettings = TextCacheSettings()
+
+    @field_validator("checkpoint")
+    @classmethod
+    def _relative_to_repository(cls, path: Path | None) -> Path | None:
+        # configs/service.yaml names the shipped checkpoint relative to the repository root.
+        return REPO_ROOT / path if path is not None and not path.is_absolute() else path
 
     @model_validator(mode="after")
     def _one_way_to_scale(self) -> Self:

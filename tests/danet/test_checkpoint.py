@@ -1,5 +1,7 @@
 """Checkpoints record their provenance and rebuild the same model."""
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -77,3 +79,19 @@ def test_unreadable_or_foreign_files_are_refused_with_the_path(tmp_path):
     torch.save({"weights": torch.zeros(1)}, foreign)
     with pytest.raises(CheckpointError, match="danet train"):
         load_checkpoint(foreign)
+
+
+def test_the_shipped_lite_checkpoint_loads_over_the_installed_towers_and_segments():
+    path = Path(__file__).resolve().parents[2] / "danet" / "checkpoints" / "danet-lite-v1.pt"
+    assert path.stat().st_size <= 20 * 2**20  # small enough to ship: frozen towers are referenced, not copied
+    info, tensors = read_checkpoint(path)
+    assert (info.preset, info.kind) == ("lite", "trainable")
+    assert set(info.pretrained) == {"backbone.weights", "text.weights"}
+    assert not any(name.startswith("text.") for name in tensors)
+    model, _ = load_checkpoint(path)  # verifies the installed towers' checksums against the recorded ones
+    images = torch.zeros(1, 3, 256, 256)
+    ids, mask = model.tokenize(["all trees"])
+    with torch.inference_mode():
+        logits = model(images, ids, mask).logits
+    assert logits.shape == (1, 2, 256, 256)
+    assert torch.isfinite(logits).all()
