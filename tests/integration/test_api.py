@@ -2,7 +2,6 @@
 
 import json
 import time
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
@@ -13,7 +12,7 @@ from fastapi.testclient import TestClient
 from services.adapters.redis_client import make_redis
 from services.api import create_app
 from services.api.server import ApiServer
-from services.contracts import ChangeStatus, Detection, RedisKeys, detection_id
+from services.contracts import ChangeStatus, Detection, detection_id
 from services.settings import ApiSettings, RedisSettings
 from services.store import DetectionStore, QueryStore
 
@@ -26,18 +25,6 @@ GEOJSON = "application/geo+json"
 def _square(lon: float, lat: float, size: float = 0.005) -> dict:
     ring = [[lon, lat], [lon + size, lat], [lon + size, lat + size], [lon, lat + size], [lon, lat]]
     return {"type": "Polygon", "coordinates": [ring]}
-
-
-@pytest.fixture
-def redis_client(stack_settings):
-    client = make_redis(stack_settings.redis)
-    yield client
-    client.close()
-
-
-@pytest.fixture
-def keys():
-    return RedisKeys(prefix=f"test-api-{uuid.uuid4().hex[:8]}:")
 
 
 @pytest.fixture

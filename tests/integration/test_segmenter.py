@@ -3,7 +3,6 @@ on a local Ray (dynamic batching, cache hits, same output as the in-process segm
 
 import logging
 import socket
-import uuid
 
 import numpy as np
 import pytest
@@ -14,7 +13,6 @@ from danet.checkpoint import save_checkpoint
 from danet.config import load_preset
 from danet.model import build_model
 from services.adapters.redis_client import make_redis
-from services.contracts import RedisKeys
 from services.segmenter import Segmenter, TextEmbedding, TextEmbeddingCache, build_local_segmenter
 from services.segmenter.client import ServeSegmenter
 from services.segmenter.serve_app import build_app
@@ -22,18 +20,6 @@ from services.settings import RedisSettings, SegmenterSettings
 
 SHIPS = "the ships in the harbour"
 PLANES = "small airplanes"
-
-
-@pytest.fixture
-def client(stack_settings):
-    client = make_redis(stack_settings.redis)
-    yield client
-    client.close()
-
-
-@pytest.fixture
-def keys():
-    return RedisKeys(prefix=f"test-{uuid.uuid4().hex[:8]}:")
 
 
 class CountingEncoder:
@@ -60,9 +46,9 @@ def _assert_same(a: TextEmbedding, b: TextEmbedding) -> None:
         np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
 
 
-def test_a_miss_is_encoded_once_then_found_in_redis_by_another_replica(client, keys):
+def test_a_miss_is_encoded_once_then_found_in_redis_by_another_replica(redis_client, keys):
     encoder = CountingEncoder()
-    first = TextEmbeddingCache(client, keys, "enc", "v1")
+    first = TextEmbeddingCache(redis_client, keys, "enc", "v1")
     ships, _, ships_again = first.get_or_encode(["The Ships", "tanks", "the  ships"], encoder)
     assert encoder.calls == [["the ships", "tanks"]]
     _assert_same(ships, ships_again)
@@ -74,7 +60,7 @@ def test_a_miss_is_encoded_once_then_found_in_redis_by_another_replica(client, k
         "hits": 0,
     }
 
-    second = TextEmbeddingCache(client, keys, "enc", "v1")  # a fresh process: empty in-process LRU
+    second = TextEmbeddingCache(redis_client, keys, "enc", "v1")  # a fresh process: empty in-process LRU
     (from_redis,) = second.get_or_encode(["the ships"], encoder)
     (from_memory,) = second.get_or_encode(["THE SHIPS"], encoder)
     assert len(encoder.calls) == 1
@@ -83,35 +69,35 @@ def test_a_miss_is_encoded_once_then_found_in_redis_by_another_replica(client, k
     assert (second.stats.redis_hits, second.stats.local_hits, second.stats.misses) == (1, 1, 0)
 
 
-def test_the_key_changes_with_the_encoder_version(client, keys):
+def test_the_key_changes_with_the_encoder_version(redis_client, keys):
     encoder = CountingEncoder()
-    old = TextEmbeddingCache(client, keys, "enc", "v1")
-    new = TextEmbeddingCache(client, keys, "enc", "v2")
+    old = TextEmbeddingCache(redis_client, keys, "enc", "v1")
+    new = TextEmbeddingCache(redis_client, keys, "enc", "v2")
     assert old.key("ships") != new.key("ships")
     old.get_or_encode(["ships"], encoder)
     new.get_or_encode(["ships"], encoder)
     assert encoder.calls == [["ships"], ["ships"]]
-    assert client.exists(old.key("ships"), new.key("ships")) == 2
+    assert redis_client.exists(old.key("ships"), new.key("ships")) == 2
 
 
-def test_entries_expire_only_with_a_ttl(client, keys):
+def test_entries_expire_only_with_a_ttl(redis_client, keys):
     encoder = CountingEncoder()
-    expiring = TextEmbeddingCache(client, keys, "enc", "ttl", ttl_s=60)
-    kept = TextEmbeddingCache(client, keys, "enc", "kept")
+    expiring = TextEmbeddingCache(redis_client, keys, "enc", "ttl", ttl_s=60)
+    kept = TextEmbeddingCache(redis_client, keys, "enc", "kept")
     expiring.get_or_encode(["ships"], encoder)
     kept.get_or_encode(["ships"], encoder)
-    assert 0 < client.ttl(expiring.key("ships")) <= 60
-    assert client.ttl(kept.key("ships")) == -1  # no expiry
+    assert 0 < redis_client.ttl(expiring.key("ships")) <= 60
+    assert redis_client.ttl(kept.key("ships")) == -1  # no expiry
 
 
-def test_an_unreadable_entry_is_encoded_again_and_replaced(client, keys, caplog):
+def test_an_unreadable_entry_is_encoded_again_and_replaced(redis_client, keys, caplog):
     encoder = CountingEncoder()
-    cache = TextEmbeddingCache(client, keys, "enc", "v1", local_entries=0)
-    client.set(cache.key("ships"), b"garbage")
+    cache = TextEmbeddingCache(redis_client, keys, "enc", "v1", local_entries=0)
+    redis_client.set(cache.key("ships"), b"garbage")
     with caplog.at_level(logging.WARNING, logger="services.segmenter.text_cache"):
         (embedding,) = cache.get_or_encode(["ships"], encoder)
     assert "is unreadable" in caplog.text
-    _assert_same(TextEmbedding.from_bytes(client.get(cache.key("ships"))), embedding)
+    _assert_same(TextEmbedding.from_bytes(redis_client.get(cache.key("ships"))), embedding)
 
 
 def _closed_port() -> int:

@@ -1,35 +1,21 @@
 """Query and detection stores against a real Redis."""
 
-import uuid
 from datetime import UTC, datetime
 
 import pytest
 
-from services.adapters.redis_client import make_redis
-from services.contracts import Detection, QueryCreate, QueryStatus, QueryUpdate, RedisKeys, detection_id
+from services.contracts import Detection, QueryCreate, QueryStatus, QueryUpdate, detection_id
 from services.store import DetectionStore, QueryNotFoundError, QueryStore
 
 SQUARE = {"type": "Polygon", "coordinates": [[[10, 50], [10.1, 50], [10.1, 50.1], [10, 50.1], [10, 50]]]}
-
-
-@pytest.fixture
-def client(stack_settings):
-    client = make_redis(stack_settings.redis)
-    yield client
-    client.close()
-
-
-@pytest.fixture
-def keys():
-    return RedisKeys(prefix=f"test-{uuid.uuid4().hex[:8]}:")
 
 
 def _body(text="small airplanes") -> QueryCreate:
     return QueryCreate(text=text, aoi=SQUARE, collections=["s2"])
 
 
-def test_queries_are_scoped_by_tenant(client, keys):
-    store = QueryStore(client, keys)
+def test_queries_are_scoped_by_tenant(redis_client, keys):
+    store = QueryStore(redis_client, keys)
     a = store.create(_body("ships"), tenant="acme")
     b = store.create(_body("tanks"), tenant="globex")
     assert [q.id for q in store.list(tenant="acme")] == [a.id]
@@ -41,8 +27,8 @@ def test_queries_are_scoped_by_tenant(client, keys):
     assert store.get(a.id, tenant="acme") == a
 
 
-def test_update_pause_and_delete(client, keys):
-    store = QueryStore(client, keys)
+def test_update_pause_and_delete(redis_client, keys):
+    store = QueryStore(redis_client, keys)
     query = store.create(_body())
     paused = store.update(query.id, QueryUpdate(status="paused"))
     assert paused.status == QueryStatus.paused
@@ -64,9 +50,9 @@ def _detection(query, item_id, geometry, acquired) -> Detection:
     )  # fmt: skip
 
 
-def test_scene_results_are_written_once_and_streamed_once(client, keys):
-    query = QueryStore(client, keys).create(_body())
-    store = DetectionStore(client, keys)
+def test_scene_results_are_written_once_and_streamed_once(redis_client, keys):
+    query = QueryStore(redis_client, keys).create(_body())
+    store = DetectionStore(redis_client, keys)
     geometry = {
         "type": "Polygon",
         "coordinates": [[[10.01, 50.01], [10.02, 50.01], [10.02, 50.02], [10.01, 50.01]]],
@@ -77,7 +63,7 @@ def test_scene_results_are_written_once_and_streamed_once(client, keys):
     assert first.written
     assert not again.written
     assert first.detection_ids == again.detection_ids
-    assert client.xlen(keys.detection_stream(query.id)) == 1
+    assert redis_client.xlen(keys.detection_stream(query.id)) == 1
     assert store.is_processed(query, "s2", "item-1", "m")
     assert store.previous_geometries(query.id) == [geometry]
     empty = store.write_scene(query, "s2", "item-2", "m", [])

@@ -3,15 +3,12 @@
 import json
 import threading
 import time
-import uuid
 from collections import Counter
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-import pytest
 from fastapi.testclient import TestClient
 
-from services.adapters.redis_client import make_redis
 from services.api import WebhookDispatcher, create_app
 from services.api.metrics import ApiMetrics
 from services.api.webhooks import (
@@ -21,7 +18,7 @@ from services.api.webhooks import (
     WEBHOOK_GROUP,
     verify_signature,
 )
-from services.contracts import Detection, QueryCreate, RedisKeys, detection_id
+from services.contracts import Detection, QueryCreate, detection_id
 from services.settings import WebhookSettings
 from services.store import DetectionStore, QueryStore
 
@@ -78,18 +75,6 @@ class Receiver:
         self.server.shutdown()
         self.server.server_close()
         self.thread.join()
-
-
-@pytest.fixture
-def redis_client(stack_settings):
-    client = make_redis(stack_settings.redis)
-    yield client
-    client.close()
-
-
-@pytest.fixture
-def keys():
-    return RedisKeys(prefix=f"test-hooks-{uuid.uuid4().hex[:8]}:")
 
 
 def _square(lon: float, lat: float, size: float = 0.005) -> dict:
