@@ -25,6 +25,7 @@ from services.simulator import SIM_COLLECTION, SceneSimulator, sample_query_aoi
 from services.store import QueryStore
 from services.watcher import StacApiSource, StaticCatalogSource, Watcher
 from services.watcher.highwater import WatchState
+from tests.support.stac import make_collection, make_item
 
 AOI = box(-84.45, 33.60, -84.40, 33.65)
 INSIDE = box(-84.43, 33.61, -84.42, 33.62)
@@ -60,31 +61,14 @@ def collection(stack_settings) -> Iterator[tuple[str, StacPublisher]]:
     collection_id = f"scenes-{uuid.uuid4().hex[:8]}"
     publisher = StacPublisher(stack_settings.stac.api_url)
     publisher.put_collection(
-        pystac.Collection(
-            id=collection_id,
-            description="watcher test scenes",
-            extent=pystac.Extent(
-                pystac.SpatialExtent([[-180, -90, 180, 90]]),
-                pystac.TemporalExtent([[_utc(2020, 1, 1), None]]),
-            ),
-            license="CC-BY-SA-4.0",
-        )
+        make_collection(collection_id, [-180, -90, 180, 90], _utc(2020, 1, 1), "watcher test scenes")
     )
     yield collection_id, publisher
     publisher.close()
 
 
 def _item(item_id: str, collection_id: str, when: datetime, footprint=INSIDE) -> pystac.Item:
-    item = pystac.Item(
-        id=item_id,
-        geometry=mapping(footprint),
-        bbox=list(footprint.bounds),
-        datetime=when,
-        properties={"eo:cloud_cover": 1.0},
-        collection=collection_id,
-    )
-    item.add_asset("visual", pystac.Asset(href="http://127.0.0.1/scene.tif", media_type=pystac.MediaType.COG))
-    return item
+    return make_item(item_id, collection_id, when, footprint)
 
 
 class Clock:
