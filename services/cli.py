@@ -19,14 +19,19 @@ from services.embedded.stack import SERVICES, LocalStack
 DEFAULT_API = "http://127.0.0.1:8080"
 
 
-def _wait_for_stop() -> threading.Event:
+def _stop_on_signals() -> threading.Event:
+    """An event set by Ctrl-C (SIGINT) or SIGTERM."""
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    with contextlib.suppress(KeyboardInterrupt):
-        while not stop.wait(0.5):
-            pass
-    stop.set()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
     return stop
+
+
+def _wait_for_stop() -> None:
+    """Block until Ctrl-C or SIGTERM."""
+    stop = _stop_on_signals()
+    while not stop.wait(0.5):
+        pass
 
 
 def _stack(args: argparse.Namespace) -> int:
@@ -150,9 +155,7 @@ def _component(args: argparse.Namespace) -> int:
     from services.settings import load_settings
 
     settings = load_settings()
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    stop = _stop_on_signals()
     if args.command == "watch":
         from services.watcher import Watcher
 
