@@ -155,11 +155,12 @@ def _component(args: argparse.Namespace) -> int:
     from services.settings import load_settings
 
     settings = load_settings()
+    keys, topics = settings.redis_keys(), settings.topics()
     stop = _stop_on_signals()
     if args.command == "watch":
         from services.watcher import Watcher
 
-        watcher = Watcher.from_settings(settings)
+        watcher = Watcher.from_settings(settings, keys=keys, topics=topics)
         try:
             watcher.run(stop)
         finally:
@@ -168,7 +169,8 @@ def _component(args: argparse.Namespace) -> int:
         from services.dispatcher.consumer import Dispatcher
         from services.segmenter.client import ServeSegmenter
 
-        dispatcher = Dispatcher(settings, ServeSegmenter.from_app(settings.segmenter.app_name))
+        segmenter = ServeSegmenter.from_app(settings.segmenter.app_name)
+        dispatcher = Dispatcher(settings, segmenter, keys=keys, topics=topics)
         try:
             dispatcher.run(stop)
         finally:
@@ -178,14 +180,14 @@ def _component(args: argparse.Namespace) -> int:
 
         from services.segmenter.serve_app import build_app
 
-        serve.run(build_app(settings), name=settings.segmenter.app_name, route_prefix=None)
+        serve.run(build_app(settings, keys=keys), name=settings.segmenter.app_name, route_prefix=None)
         stop.wait()
     elif args.command == "api":
         import uvicorn
 
         from services.api.app import create_app
 
-        uvicorn.run(create_app(settings), host=settings.api.host, port=settings.api.port)
+        uvicorn.run(create_app(settings, keys=keys), host=settings.api.host, port=settings.api.port)
     return 0
 
 

@@ -19,6 +19,8 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from services.contracts import RedisKeys, Topics
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG_FILE = REPO_ROOT / "configs" / "service.yaml"
 CONFIG_ENV_VAR = "LOOKOUT_CONFIG"
@@ -53,6 +55,15 @@ class StacSettings(BaseModel):
     api_url: str | None = None
     timeout_s: float = Field(30.0, gt=0)
     max_retries: int = Field(3, ge=0)
+
+
+class NamespaceSettings(BaseModel):
+    """Names that let several deployments share one Kafka cluster and one Redis."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    topic_prefix: str = Field("", pattern=r"^[A-Za-z0-9._-]*$", description="prefix of every Kafka topic")
+    redis_prefix: str = Field("lookout:", min_length=1, description="prefix of every Redis key")
 
 
 class EmbeddedSettings(BaseModel):
@@ -217,6 +228,7 @@ class LookoutSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="LOOKOUT_", env_nested_delimiter="__", extra="forbid")
 
+    namespace: NamespaceSettings = NamespaceSettings()
     redis: RedisSettings = RedisSettings()
     kafka: KafkaSettings = KafkaSettings()
     stac: StacSettings = StacSettings()
@@ -226,6 +238,14 @@ class LookoutSettings(BaseSettings):
     dispatcher: DispatcherSettings = DispatcherSettings()
     watcher: WatcherSettings = WatcherSettings()
     simulator: SimulatorSettings = SimulatorSettings()
+
+    def topics(self) -> Topics:
+        """This deployment's Kafka topics (``namespace.topic_prefix``)."""
+        return Topics(prefix=self.namespace.topic_prefix)
+
+    def redis_keys(self) -> RedisKeys:
+        """This deployment's Redis key layout (``namespace.redis_prefix``)."""
+        return RedisKeys(prefix=self.namespace.redis_prefix)
 
     @classmethod
     def settings_customise_sources(

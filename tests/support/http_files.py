@@ -1,0 +1,47 @@
+"""A folder served over HTTP with Range support (Starlette), as object stores serve COGs."""
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import uvicorn
+from starlette.staticfiles import StaticFiles
+
+
+@contextmanager
+def serve_folder(folder: Path) -> Iterator[tuple[str, dict[str, int]]]:
+    """Serve ``folder`` on 127.0.0.1; yields the base URL and live counters of responses and body bytes.
+
+    ``python -m http.server`` has no Range support, which GDAL needs for windowed COG reads.
+    """
+    served = {"bytes": 0, "responses": 0}
+    files = StaticFiles(directory=folder)
+
+    async def app(scope, receive, send) -> None:
+        async def counting_send(message) -> None:
+            if message["type"] == "http.response.start":
+                served["responses"] += 1
+            elif message["type"] == "http.response.body":
+                served["bytes"] += len(message.get("body", b""))
+            await send(message)
+
+        await files(scope, receive, counting_send)
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+    )
+    thread = threading.Thread(target=server.run, name="http-files", daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}", served
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
