@@ -7,7 +7,7 @@ every configuration alike). Prints pairs/s per configuration and the ratios.
 
 Ray listens on all interfaces, so run it inside the loopback-only namespace:
 
-    bash deploy/netns.sh .venv/bin/python benchmarks/segmenter_batching.py [--preset tiny|lite]
+    bash deploy/netns.sh .venv/bin/python -m benchmarks.segmenter_batching [--preset tiny|lite]
 """
 
 from __future__ import annotations
@@ -21,16 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-# Nothing may reach a model hub; Ray must not write an auth token into the home folder.
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-# Serve's router asks replicas for their queue length before each request and gives up after 0.1 s; on
-# a few busy CPUs that deadline is missed often, costing retries and a warning each time.
-os.environ.setdefault("RAY_SERVE_QUEUE_LENGTH_RESPONSE_DEADLINE_S", "1.0")
+from benchmarks.common import offline_ray_environment, require_loopback_namespace
+
+offline_ray_environment()
 
 import numpy as np
-import psutil
 import ray
 from ray import serve
 
@@ -87,15 +82,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def require_loopback_namespace() -> None:
-    """Refuse to start Ray where it could listen on a non-loopback interface."""
-    others = [name for name in psutil.net_if_addrs() if name != "lo"]
-    if others:
-        sys.exit(
-            f"interfaces {others} exist: run this inside deploy/netns.sh (Ray listens on all interfaces)"
-        )
-
-
 def deploy(config: Config, base: LookoutSettings, args: argparse.Namespace, run_id: str) -> ServeSegmenter:
     """Start one segmenter application for ``config`` and return its client."""
     segmenter = SegmenterSettings(
@@ -121,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     run_id = f"{os.getpid()}-{int(time.time())}"
     with LocalStack(["redis"]) as stack:
         ray.init(
+            address="local",
             num_cpus=len(CONFIGS) + 1,
             include_dashboard=False,
             log_to_driver=False,

@@ -10,7 +10,11 @@ log() { printf '\033[1m[bootstrap]\033[0m %s\n' "$*" >&2; }
 # --- apt packages -------------------------------------------------------------------------------
 # redis-server: embedded/test Redis. postgresql-15-postgis-3: PostgreSQL + PostGIS for pgstac (test
 # STAC API). iproute2/util-linux: `ip` and `unshare` for the loopback-only network namespace.
-APT_PACKAGES=(redis-server postgresql-15 postgresql-15-postgis-3 iproute2 util-linux)
+# socat: forwards the API port of `deploy/up.sh` out of its namespace to this machine's 127.0.0.1.
+# chromium: the browser the dashboard tests drive (Playwright never downloads one). npm: installs the
+# dashboard's front-end libraries (only when no npm is on PATH: a Node.js install may bring its own).
+APT_PACKAGES=(redis-server postgresql-15 postgresql-15-postgis-3 iproute2 util-linux socat chromium)
+command -v npm >/dev/null || APT_PACKAGES+=(npm)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -51,5 +55,13 @@ if [ "$(cat .venv-stac/.stamp 2>/dev/null)" != "$want" ]; then
   [ -x .venv-stac/bin/python ] || "$PY" -m venv .venv-stac
   pip_quiet .venv-stac/bin/pip install -q -r deploy/requirements-stac.txt
   echo "$want" > .venv-stac/.stamp
+fi
+# --- dashboard front-end libraries (npm registry; served by the API from node_modules) ------------
+DASHBOARD=services/api/dashboard
+want="$(stamp_of "$DASHBOARD/package.json" "$DASHBOARD/package-lock.json")"
+if [ "$(cat "$DASHBOARD/node_modules/.stamp" 2>/dev/null)" != "$want" ]; then
+  log "installing the dashboard's front-end libraries (npm ci)"
+  npm ci --prefix "$DASHBOARD" --no-audit --no-fund --loglevel=error
+  echo "$want" > "$DASHBOARD/node_modules/.stamp"
 fi
 log "ready"

@@ -14,9 +14,12 @@ from pathlib import Path
 
 import httpx
 
+from services.api.tenancy import API_KEY_HEADER, TENANT_HEADER
+from services.cli_tenants import add_tenant_commands
 from services.embedded.stack import SERVICES, LocalStack
 
 DEFAULT_API = "http://127.0.0.1:8080"
+API_KEY_ENV_VAR = "LOOKOUT_API_KEY"
 
 
 def _stop_on_signals() -> threading.Event:
@@ -66,6 +69,7 @@ def _up(args: argparse.Namespace) -> int:
         url = runtime.api.url
         print(f"\nLookout is up: API {url}  (OpenAPI docs {url}/docs, health {url}/healthz)")
         print(f'sample standing query {query.id}: "{query.text}" over the SpaceNet Atlanta tile')
+        print(f"  dashboard:  {url}/dashboard/  (a map of the queries and their live detections)")
         print(f"  detections: {url}/queries/{query.id}/detections")
         print(f"  live:       lookout subscribe {query.id} --api {url}")
         print(f"  QGIS (OGC API - Features): {url}/collections/{query.id}/items")
@@ -81,7 +85,7 @@ def _up(args: argparse.Namespace) -> int:
 
 def _subscribe(args: argparse.Namespace) -> int:
     """Print a query's detections as they arrive (Server-Sent Events), one GeoJSON Feature per line."""
-    headers = {"X-Lookout-Tenant": args.tenant, "Accept": "text/event-stream"}
+    headers = _client_headers(args) | {"Accept": "text/event-stream"}
     params = {"from": "0"} if args.replay else {}
     url = f"{args.api}/queries/{args.query_id}/stream"
     with (
@@ -109,8 +113,15 @@ def _subscribe(args: argparse.Namespace) -> int:
     return 0
 
 
+def _client_headers(args: argparse.Namespace) -> dict[str, str]:
+    """Who the client commands speak for: an API key (the API derives the tenant), else a tenant name."""
+    if args.api_key:
+        return {API_KEY_HEADER: args.api_key}
+    return {TENANT_HEADER: args.tenant}
+
+
 def _request(args: argparse.Namespace, method: str, path: str, **kwargs: object) -> httpx.Response:
-    headers = {"X-Lookout-Tenant": args.tenant}
+    headers = _client_headers(args)
     response = httpx.request(method, f"{args.api}{path}", headers=headers, timeout=30.0, **kwargs)
     if response.is_error:
         detail = response.json().get("detail") if response.headers.get("content-type", "").startswith(
@@ -185,9 +196,25 @@ def _component(args: argparse.Namespace) -> int:
     elif args.command == "api":
         import uvicorn
 
+        from services.adapters.redis_client import make_redis
         from services.api.app import create_app
+        from services.api.metrics import ApiMetrics
+        from services.api.webhooks import WebhookDispatcher
 
-        uvicorn.run(create_app(settings, keys=keys), host=settings.api.host, port=settings.api.port)
+        # Each API replica also delivers webhooks: replicas share the deliveries as one consumer group.
+        metrics = ApiMetrics()
+        webhooks = WebhookDispatcher(
+            make_redis(settings.redis), settings.api.webhook, keys=keys, metrics=metrics
+        )
+        delivering = threading.Thread(target=webhooks.run, args=(stop,), name="webhooks", daemon=True)
+        delivering.start()
+        try:
+            app = create_app(settings, keys=keys, metrics=metrics)
+            uvicorn.run(app, host=settings.api.host, port=settings.api.port)
+        finally:
+            stop.set()
+            delivering.join(timeout=30)
+            webhooks.close()
     return 0
 
 
@@ -210,7 +237,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     def client_options(p: argparse.ArgumentParser) -> None:
         p.add_argument("--api", default=DEFAULT_API, help=f"Lookout API URL (default {DEFAULT_API})")
-        p.add_argument("--tenant", default="default", help="tenant (X-Lookout-Tenant header)")
+        p.add_argument(
+            "--tenant", default="default", help=f"tenant ({TENANT_HEADER} header; without an API key)"
+        )
+        p.add_argument(
+            "--api-key",
+            default=os.environ.get(API_KEY_ENV_VAR),
+            help=f"API key when the API runs with auth_mode api_key (default: ${API_KEY_ENV_VAR})",
+        )
 
     subscribe = sub.add_parser("subscribe", help=_subscribe.__doc__)
     subscribe.add_argument("query_id")
@@ -239,12 +273,13 @@ def build_parser() -> argparse.ArgumentParser:
     rm.add_argument("query_id")
     client_options(rm)
     rm.set_defaults(func=_query_rm)
+    add_tenant_commands(sub)
 
     components = {
         "watch": "the STAC watcher",
         "dispatch": "the Kafka dispatcher",
         "serve": "the Ray Serve segmenter (connects to RAY_ADDRESS)",
-        "api": "the HTTP API",
+        "api": "the HTTP API and the webhook deliveries",
     }
     for name, text in components.items():
         sub.add_parser(name, help=f"run {text} against external services").set_defaults(func=_component)

@@ -8,10 +8,12 @@ Values come from (highest priority first) keyword arguments, ``LOOKOUT_*`` envir
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from limits import parse_many
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -47,6 +49,18 @@ class KafkaSettings(BaseModel):
     # GPU work is slow: a small batch per poll keeps processing well inside max_poll_interval.
     max_poll_records: int = Field(4, gt=0)
     request_timeout_ms: int = Field(30_000, gt=0)
+    # Topics a component finds missing are created with this replication factor; -1: the broker's
+    # default (clusters where Strimzi KafkaTopics or an operator own the topics' settings).
+    topic_replication_factor: int = Field(
+        1, ge=-1, description="replication of created topics; -1 broker default"
+    )
+
+    @field_validator("topic_replication_factor")
+    @classmethod
+    def _replication(cls, factor: int) -> int:
+        if factor == 0:
+            raise ValueError("0 replicas cannot hold a topic: use 1 or more, or -1 for the broker's default")
+        return factor
 
 
 class StacSettings(BaseModel):
@@ -89,10 +103,38 @@ class DispatcherSettings(BaseModel):
     max_pairs_per_call: int = Field(32, gt=0)
     # A scene whose tiles over scene ∩ AOIs exceed this many pixels goes to the dead-letter topic.
     max_read_pixels: int = Field(50_000_000, gt=0)
+    # URL schemes scene items (href) and image assets may be read from; "file" covers local paths.
+    # Without it no local file is ever opened: the shipped config adds it for the embedded default's
+    # simulator; production should allow https only (and name its hosts in asset_hosts).
+    asset_schemes: list[str] = Field(["http", "https"], min_length=1)
+    # Hosts of those URLs; empty: any host. An entry is a host name or address, or ".example.com" for
+    # every subdomain of example.com.
+    asset_hosts: list[str] = []
+    # Per request of an asset or item read over HTTP (connect and transfer): a hanging object store
+    # becomes a retried failure instead of a dispatcher stuck past the consumer's max_poll_interval.
+    asset_timeout_s: float = Field(30.0, gt=0)
     # Attempts after the first failed one before a scene goes to the dead-letter topic.
     max_retries: int = Field(3, ge=0)
     retry_backoff_s: float = Field(2.0, ge=0)
     poll_timeout_ms: int = Field(1000, gt=0)
+
+    @field_validator("asset_schemes")
+    @classmethod
+    def _url_schemes(cls, schemes: list[str]) -> list[str]:
+        lowered = [scheme.lower() for scheme in schemes]
+        for scheme in lowered:
+            if not re.fullmatch(r"[a-z][a-z0-9+.-]*", scheme):
+                raise ValueError(f"{scheme!r} is not a URL scheme (write https, not https://)")
+        return lowered
+
+    @field_validator("asset_hosts")
+    @classmethod
+    def _host_names(cls, hosts: list[str]) -> list[str]:
+        lowered = [host.lower() for host in hosts]
+        for host in lowered:
+            if not host.strip(".") or "/" in host:
+                raise ValueError(f"{host!r} is not a host name (write example.com, no scheme or path)")
+        return lowered
 
 
 class AutoscalingSettings(BaseModel):
@@ -173,10 +215,26 @@ class WebhookSettings(BaseModel):
     redeliver_after_s: float = Field(300.0, gt=0)
     # Also bounds the blocking stream read, so it must stay under redis.socket_timeout_s.
     poll_interval_s: float = Field(1.0, gt=0)
+    # Webhook hosts (as written in the URL: a name or an IP address) that may be loopback, link-local
+    # or private. Any other host must resolve to public addresses only (checked at registration and
+    # again at each delivery, against DNS rebinding).
+    allow_hosts: list[str] = []
+
+
+class QuicklookSettings(BaseModel):
+    """Scene quicklooks under the dashboard's detections: rendered from the scene's image, cached."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # STAC asset keys tried in order; keep them as dispatcher.asset_keys so the quicklook shows the
+    # image that was segmented.
+    asset_keys: list[str] = Field(["visual", "image", "data"], min_length=1)
+    max_side_px: int = Field(1024, ge=64, le=4096, description="Longer side of a quicklook, pixels")
+    cache_ttl_s: int = Field(86_400, gt=0, description="How long Redis keeps a rendered quicklook")
 
 
 class ApiSettings(BaseModel):
-    """The HTTP API: where it listens, its public URL, SSE keep-alive and webhook delivery."""
+    """The HTTP API: where it listens, who may call it and how much, what it accepts, webhook delivery."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -184,7 +242,48 @@ class ApiSettings(BaseModel):
     port: int = Field(8080, ge=0, le=65535, description="0 picks a free port")
     base_url: str | None = Field(None, description="Public URL for links (default: from the request)")
     sse_keepalive_s: float = Field(15.0, gt=0, description="Seconds between SSE keep-alive comments")
+    # open: the tenant is the X-Lookout-Tenant header (no authentication; the embedded default).
+    # api_key: an X-API-Key header is required and names the tenant (`lookout tenant add`).
+    auth_mode: Literal["open", "api_key"] = "open"
+    # Server-side key of the HMAC that API keys are stored under; a secret: set it only through the
+    # environment (LOOKOUT_API__KEY_PEPPER, e.g. from a Kubernetes Secret). Needed by api_key mode and
+    # by `lookout tenant`.
+    key_pepper: SecretStr | None = None
+    # Requests per tenant, in `limits` notation ("600/minute", "10/second;600/minute"); None: no limit.
+    rate_limit: str | None = "600/minute"
+    max_body_bytes: int = Field(1_048_576, gt=0, description="Larger request bodies are refused (413)")
+    # The STAC collections queries may name; None: any valid collection id.
+    collections: list[str] | None = None
     webhook: WebhookSettings = WebhookSettings()
+    quicklook: QuicklookSettings = QuicklookSettings()
+
+    @field_validator("rate_limit")
+    @classmethod
+    def _rate_limit_notation(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                parse_many(value)
+            except ValueError:
+                raise ValueError(
+                    f"{value!r} is not a rate limit such as '600/minute' or '10/second;600/minute'"
+                ) from None
+        return value
+
+    @field_validator("key_pepper")
+    @classmethod
+    def _long_pepper(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 32:
+            raise ValueError("must be at least 32 characters, e.g. from `openssl rand -base64 32`")
+        return value
+
+    @model_validator(mode="after")
+    def _pepper_with_api_keys(self) -> Self:
+        if self.auth_mode == "api_key" and self.key_pepper is None:
+            raise ValueError(
+                "auth_mode api_key needs key_pepper: set LOOKOUT_API__KEY_PEPPER to a random secret of "
+                "at least 32 characters (the same value `lookout tenant` uses)"
+            )
+        return self
 
 
 class WatcherSettings(BaseModel):

@@ -64,6 +64,12 @@ def ray_local() -> Iterator[None]:
         )
     import ray
 
-    ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False, object_store_memory=300 * 2**20)
+    ray.init(
+        address="local",
+        num_cpus=4,
+        include_dashboard=False,
+        log_to_driver=False,
+        object_store_memory=300 * 2**20,
+    )
     yield
     ray.shutdown()

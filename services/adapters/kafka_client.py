@@ -53,7 +53,9 @@ def ensure_topics(settings: KafkaSettings, topics: Iterable[str], *, partitions:
     try:
         existing = set(admin.list_topics())
         wanted = [
-            NewTopic(name=name, num_partitions=partitions, replication_factor=1)
+            NewTopic(
+                name=name, num_partitions=partitions, replication_factor=settings.topic_replication_factor
+            )
             for name in topics
             if name not in existing
         ]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -11,14 +13,73 @@ from pystac_client.stac_api_io import StacApiIO
 
 from services.settings import StacSettings
 
+# STAC API sort conformance of any 1.x version. pystac-client 0.9 recognises only 1.0.x URIs, while
+# stac-fastapi (pgstac) declares sort as 1.1.0: without this the watcher would never ask for sorted results.
+_SORT_CONFORMANCE = re.compile(r"^https://api\.stacspec\.org/v1\.\d+\.\d+(-[\w.]+)?/item-search#sort$")
+
+
+class StacResponseError(Exception):
+    """A STAC API answered with something that is not the STAC document asked for."""
+
+
+class CheckedStacApiIO(StacApiIO):
+    """pystac-client's HTTP layer, refusing answers that are not STAC.
+
+    pystac-client reads a search page without a ``features`` list as the end of the results, so an
+    API (or a proxy in front of it) answering with some other JSON would look like an API with no new
+    items; here such a page is an error, and the watcher backs off and searches again.
+    """
+
+    def read_json(self, source: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        """The JSON object at ``source``; raises StacResponseError for any other JSON value."""
+        data = super().read_json(source, *args, **kwargs)
+        if not isinstance(data, dict):
+            href = source.href if isinstance(source, pystac.Link) else source
+            raise StacResponseError(f"{href}: answered a JSON {type(data).__name__}, not a JSON object")
+        return data
+
+    def get_pages(
+        self, url: str, method: str | None = None, parameters: dict[str, Any] | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Pages of a paging endpoint (``/search``, ``/collections``), following ``next`` links; each
+        page must hold a ``features`` or ``collections`` list (an empty one ends the results)."""
+        page = self.read_json(url, method=method, parameters=parameters)
+        where = url
+        while True:
+            entries = page.get("features", page.get("collections"))
+            if not isinstance(entries, list):
+                raise StacResponseError(
+                    f"{where}: page has no 'features' or 'collections' list (keys {sorted(page)[:10]})"
+                )
+            if not entries:
+                return
+            yield page
+            link = next((lk for lk in page.get("links") or [] if lk.get("rel") == "next"), None)
+            if link is None:
+                return
+            where = str(link.get("href"))
+            page = self.read_json(pystac.Link.from_dict(link), parameters=parameters)
+
+
+def declares_sort(conforms_to: list[str]) -> bool:
+    """Whether a landing page's ``conformsTo`` declares item-search sorting (any STAC API 1.x)."""
+    return any(_SORT_CONFORMANCE.match(uri) for uri in conforms_to)
+
 
 def open_stac_api(settings: StacSettings, url: str | None = None) -> Client:
-    """Open a STAC API with retries on transient HTTP errors (pystac-client's own retry support)."""
+    """Open a STAC API with a timeout per request and retries of failed connections.
+
+    The timeout is passed to ``Client.open`` as well: given only to the StacApiIO, pystac-client
+    replaces it with ``None`` (no timeout), and a hanging API would block the caller forever.
+    """
     target = url or settings.api_url
     if not target:
         raise ValueError("stac.api_url: no STAC API URL configured (set LOOKOUT_STAC__API_URL)")
-    stac_io = StacApiIO(max_retries=settings.max_retries, timeout=settings.timeout_s)
-    return Client.open(target, stac_io=stac_io)
+    stac_io = CheckedStacApiIO(max_retries=settings.max_retries, timeout=settings.timeout_s)
+    client = Client.open(target, stac_io=stac_io, timeout=settings.timeout_s)
+    if declares_sort(client.get_conforms_to()):
+        client.add_conforms_to("SORT")
+    return client
 
 
 class StacPublisher:

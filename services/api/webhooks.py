@@ -7,10 +7,14 @@ consumer group ``webhook`` and POSTs each detection's GeoJSON Feature with the h
 - ``X-Lookout-Delivery: <stream entry id>`` (stable across retries: receivers deduplicate on it),
 - ``X-Lookout-Query: <query id>``.
 
-5xx/408/425/429 answers, timeouts and connection errors are retried with exponential backoff up to
-``max_attempts``. An entry is XACKed only after a 2xx, so nothing is lost: after a restart the consumer
-first re-reads its own pending entries (XREADGROUP ``0``), and entries that failed every attempt -- or
-that a crashed consumer held -- are claimed again (XAUTOCLAIM) once idle for ``redeliver_after_s``.
+Before every attempt the URL is checked again (services.api.webhook_urls: http(s) only; a host not on
+``allow_hosts`` must resolve to public addresses only) and the POST goes to the address just checked, so
+a DNS answer changed since registration cannot point a delivery at an internal service; a refused URL
+is not retried within the pass. 5xx/408/425/429 answers, timeouts and connection errors are retried
+with exponential backoff up to ``max_attempts``. An entry is XACKed only after a 2xx, so nothing is
+lost: after a restart the consumer first re-reads its own pending entries (XREADGROUP ``0``), and
+entries that failed every attempt -- or that a crashed consumer held -- are claimed again (XAUTOCLAIM)
+once idle for ``redeliver_after_s``.
 Each failed delivery is recorded in ``RedisKeys.webhook_failures(query_id)`` and counted in metrics.
 Delivery is at-least-once; ``X-Lookout-Delivery`` makes it idempotent for the receiver.
 """
@@ -32,6 +36,7 @@ import redis
 
 from services.api.geojson import GEOJSON
 from services.api.metrics import ApiMetrics
+from services.api.webhook_urls import WebhookUrlPolicy, WebhookUrlRefusedError
 from services.contracts import Detection, Query, RedisKeys
 from services.settings import WebhookSettings
 from services.store import QueryStore
@@ -79,7 +84,7 @@ class AttemptResult:
 
     delivered: bool
     retryable: bool
-    reason: str  # metric label: "status", "timeout" or "connection"
+    reason: str  # metric label: "status", "timeout", "connection" or "refused"
     detail: str
 
 
@@ -112,6 +117,7 @@ class WebhookDispatcher:
         self.metrics = metrics or ApiMetrics()
         self._owns_http = http is None
         self.http = http or httpx.Client(timeout=settings.timeout_s)
+        self.urls = WebhookUrlPolicy(settings.allow_hosts)
         # A stable name (the host) lets a restarted dispatcher find its own pending entries at once.
         self.consumer = consumer or socket.gethostname()
         self.group = group
@@ -263,16 +269,31 @@ class WebhookDispatcher:
         return False
 
     def _post(self, url: str, body: bytes, headers: dict[str, str]) -> AttemptResult:
+        """One attempt: check the URL, then POST to its checked addresses in turn until one connects."""
         try:
-            response = self.http.post(url, content=body, headers=headers)
-        except httpx.TimeoutException as exc:
-            return AttemptResult(False, True, "timeout", f"timeout: {exc}")
-        except httpx.TransportError as exc:
-            return AttemptResult(False, True, "connection", f"{type(exc).__name__}: {exc}")
-        if response.is_success:
-            return AttemptResult(True, False, "status", f"HTTP {response.status_code}")
-        status = response.status_code
-        return AttemptResult(False, is_retryable_status(status), "status", f"HTTP {status}")
+            target = self.urls.check(url)
+        except WebhookUrlRefusedError as exc:
+            reason = "connection" if exc.transient else "refused"
+            return AttemptResult(False, exc.transient, reason, str(exc))
+        result = AttemptResult(False, True, "connection", f"{target.host} has no address")
+        for address in target.addresses:
+            pinned_url, host_header, extensions = target.pinned(address)
+            try:
+                response = self.http.post(
+                    pinned_url, content=body, headers=headers | host_header, extensions=extensions
+                )
+            except httpx.ConnectError as exc:
+                result = AttemptResult(False, True, "connection", f"{address}: {type(exc).__name__}: {exc}")
+                continue  # the host's next address
+            except httpx.TimeoutException as exc:
+                return AttemptResult(False, True, "timeout", f"timeout: {exc}")
+            except httpx.TransportError as exc:
+                return AttemptResult(False, True, "connection", f"{type(exc).__name__}: {exc}")
+            if response.is_success:
+                return AttemptResult(True, False, "status", f"HTTP {response.status_code}")
+            status = response.status_code
+            return AttemptResult(False, is_retryable_status(status), "status", f"HTTP {status}")
+        return result
 
     def _record_failure(self, query: Query, entry_id: str, attempts: int, reason: str, detail: str) -> None:
         record: dict[str, Any] = {"entry": entry_id, "attempts": attempts, "reason": reason, "detail": detail}

@@ -35,6 +35,18 @@ class RedisKeys:
         """Set of one tenant's query ids."""
         return f"{self.prefix}tenant:{tenant}:queries"
 
+    def api_key(self, key_id: str) -> str:
+        """Hash of one API key: its tenant, HMAC digest, creation and revocation times (never the key)."""
+        return f"{self.prefix}api-key:{key_id}"
+
+    def api_keys(self) -> str:
+        """Set of every API key id."""
+        return f"{self.prefix}api-keys"
+
+    def rate_limits(self) -> str:
+        """Prefix of the per-tenant rate-limit windows (the keys the ``limits`` library writes)."""
+        return f"{self.prefix}rate-limit"
+
     def text_embedding(self, encoder: str, version: str, text: str) -> str:
         """Cached text-encoder output for (encoder, version, normalized text)."""
         return f"{self.prefix}emb:{encoder}:{version}:{text_digest(text)}"
@@ -74,3 +86,8 @@ class RedisKeys:
     def high_water_mark(self, source: str, collection: str) -> str:
         """Latest item datetime the watcher has seen for (source, collection)."""
         return f"{self.prefix}hwm:{source}:{collection}"
+
+    def quicklook(self, item_href: str, max_side_px: int) -> str:
+        """Hash of a scene's rendered quicklook (PNG and bounds) at one size."""
+        digest = hashlib.sha256(f"{max_side_px}:{item_href}".encode()).hexdigest()[:32]
+        return f"{self.prefix}quicklook:{digest}"

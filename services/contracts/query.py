@@ -9,9 +9,11 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
+import numpy as np
+import shapely
 from geojson_pydantic import MultiPolygon, Polygon
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, SecretStr, field_validator, model_validator
-from pyproj import Geod
+from pyproj import Transformer
 from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
 from shapely.validation import explain_validity
@@ -20,8 +22,12 @@ QUERY_SCHEMA_VERSION = 1
 MAX_TEXT_CHARS = 500
 MAX_AOI_VERTICES = 10_000
 MAX_AOI_AREA_KM2 = 50_000.0
+MAX_MODEL_VERSION_CHARS = 128
 _COLLECTION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
-_GEOD = Geod(ellps="WGS84")
+# Cylindrical equal-area on the WGS84 ellipsoid: meridians and parallels stay straight lines, as RFC 7946
+# draws every AOI edge (straight in lon/lat). pyproj transformers are thread-safe (pyproj >= 3.1).
+_EQUAL_AREA = Transformer.from_crs("EPSG:4326", "+proj=cea +datum=WGS84 +units=m", always_xy=True)
+AREA_SEGMENT_DEG = 0.25
 
 AOI = Annotated[Polygon | MultiPolygon, Field(discriminator="type")]
 
@@ -36,7 +42,7 @@ class QueryStatus(StrEnum):
 class QueryFilters(BaseModel):
     """Scene filters applied before a scene is segmented."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     max_cloud_cover: float | None = Field(None, ge=0, le=100, description="eo:cloud_cover upper bound, %")
 
@@ -62,15 +68,26 @@ def aoi_geometry(aoi: Polygon | MultiPolygon) -> BaseGeometry:
     return shape(aoi.model_dump(exclude_none=True))
 
 
-def geodesic_area_km2(geometry: BaseGeometry) -> float:
-    """Area on the WGS84 ellipsoid, km²."""
-    return abs(_GEOD.geometry_area_perimeter(geometry)[0]) / 1e6
+def aoi_area_km2(geometry: BaseGeometry) -> float:
+    """Area of a CRS84 polygon as RFC 7946 draws it (straight edges in lon/lat), on WGS84, km².
+
+    Edges are densified to ``AREA_SEGMENT_DEG`` and projected to an equal-area projection. A geodesic
+    area would join the vertices by geodesics instead, which for wide polygons encloses something else
+    entirely (a whole-world box encloses nothing, a 170°-wide band a fifteenth of its area) and would
+    let huge AOIs past the area limit.
+    """
+    dense = shapely.segmentize(geometry, AREA_SEGMENT_DEG)
+    projected = shapely.transform(
+        dense, lambda xy: np.column_stack(_EQUAL_AREA.transform(xy[:, 0], xy[:, 1]))
+    )
+    return float(projected.area) / 1e6
 
 
 class QueryCreate(BaseModel):
     """The body of ``POST /queries``."""
 
-    model_config = ConfigDict(extra="forbid")
+    # NaN and infinity (which Python's JSON parser accepts) are refused in every number of a query.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     text: str = Field(min_length=1, max_length=MAX_TEXT_CHARS, description="The referring expression")
     aoi: AOI
@@ -81,7 +98,12 @@ class QueryCreate(BaseModel):
     end: datetime | None = Field(None, description="Ignore scenes acquired after this time")
     threshold: float = Field(0.5, ge=0, le=1)
     min_area_m2: float = Field(0.0, ge=0)
-    model_version: str | None = Field(None, description="Pin a model version (default: the deployed one)")
+    model_version: str | None = Field(
+        None,
+        min_length=1,
+        max_length=MAX_MODEL_VERSION_CHARS,
+        description="Pin a model version (default: the deployed one)",
+    )
     delivery: Delivery = Delivery()
 
     @field_validator("text")
@@ -142,7 +164,7 @@ def validate_aoi(aoi: Polygon | MultiPolygon) -> Polygon | MultiPolygon:
     geometry = aoi_geometry(aoi)
     if not geometry.is_valid:
         raise ValueError(f"is not a valid polygon: {explain_validity(geometry)}")
-    area = geodesic_area_km2(geometry)
+    area = aoi_area_km2(geometry)
     if area <= 0:
         raise ValueError("has zero area")
     if area > MAX_AOI_AREA_KM2:
@@ -153,7 +175,7 @@ def validate_aoi(aoi: Polygon | MultiPolygon) -> Polygon | MultiPolygon:
 class QueryUpdate(BaseModel):
     """The body of ``PATCH /queries/{id}``: any subset of the editable fields."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     text: str | None = Field(None, min_length=1, max_length=MAX_TEXT_CHARS)
     aoi: AOI | None = None

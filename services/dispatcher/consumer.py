@@ -10,12 +10,15 @@ Delivery is at-least-once with idempotent effects. For each record, in partition
 4. commit offset + 1 of that partition.
 
 A failure in 3 is retried: the partition is rewound to the record (``seek``) after a backoff, so later
-records of that partition wait and per-item order holds; a permanent failure (no usable asset, invalid
-item, over the pixel budget) goes to the dead-letter topic at once. A crash anywhere before 4 means the
+records of that partition wait and per-item order holds; a permanent failure (an asset that 404s or is
+corrupt, a URL outside the allow-list, no usable asset, invalid item, over the pixel budget: see
+`services.dispatcher.failures`) goes to the dead-letter topic at once. A crash anywhere before 4 means the
 scene is redelivered: stored results are found and not recomputed, unpublished ones are produced (see
-`services.dispatcher.publisher` for the one residual duplicate window on the detections topic). If the
-bookkeeping itself fails (the attempt counter in Redis, a dead-letter produce), the error ends
-:meth:`run` without a commit, and the record is redelivered once a dispatcher runs again.
+`services.dispatcher.publisher` for the one residual duplicate window on the detections topic). Redis
+being unavailable (at any step) is an outage, not the scene's failure: nothing is committed or
+dead-lettered, and the record is tried again after a growing pause until Redis answers. If other
+bookkeeping fails (a dead-letter produce), the error ends :meth:`run` without a commit, and the record
+is redelivered once a dispatcher runs again.
 """
 
 from __future__ import annotations
@@ -37,9 +40,11 @@ from services.adapters.redis_client import make_redis
 from services.contracts import RedisKeys, SceneMessage, Topics
 from services.dispatcher.attempts import AttemptLedger
 from services.dispatcher.dlq import DeadLetterPublisher
+from services.dispatcher.failures import PermanentSceneError
+from services.dispatcher.items import load_item
 from services.dispatcher.matching import matching_queries, scene_facts
 from services.dispatcher.publisher import DetectionPublisher
-from services.dispatcher.scene_processor import PermanentSceneError, SceneProcessor, SceneReport, load_item
+from services.dispatcher.scene_processor import SceneProcessor, SceneReport
 from services.segmenter import Segmenter
 from services.settings import LookoutSettings
 from services.store import DetectionStore, QueryStore
@@ -103,6 +108,7 @@ class Dispatcher:
         self.publisher = DetectionPublisher(self.producer, self.topics.detections, self.redis, keys)
         self.dead_letters = DeadLetterPublisher(self.producer)
         self.attempts = AttemptLedger(self.redis, keys, self.config.group_id)
+        self._store_outages = 0  # consecutive records that met Redis down (for the pause before the next try)
 
     def run(self, stop_event: threading.Event) -> None:
         """Consume until `stop_event` is set (checked between records and polls, not inside a scene)."""
@@ -133,7 +139,21 @@ class Dispatcher:
             # After a rebalance took the partition away, its new owner processes the rest.
             if stop_event.is_set() or partition not in consumer.assignment():
                 return
-            result = self.process_record(record)
+            try:
+                result = self.process_record(record)
+            except redis.RedisError as exc:
+                # The store is down, not the scene at fault: no commit, no dead letter; the same record
+                # is tried again after a growing pause until Redis answers.
+                self._store_outages += 1
+                pause = min(self.config.retry_backoff_s * 2 ** (self._store_outages - 1), MAX_BACKOFF_S)
+                log.warning(
+                    "%s: Redis unavailable (%s: %s); not committed, trying again in %.1f s",
+                    _where(record), type(exc).__name__, exc, pause,
+                )  # fmt: skip
+                consumer.seek(partition, record.offset)
+                stop_event.wait(pause)
+                return
+            self._store_outages = 0
             if result.outcome is Outcome.retry:
                 consumer.seek(partition, record.offset)
                 stop_event.wait(min(self.config.retry_backoff_s * 2 ** (result.attempt - 1), MAX_BACKOFF_S))
@@ -146,12 +166,18 @@ class Dispatcher:
                 return
 
     def process_record(self, record: ConsumerRecord) -> RecordOutcome:
-        """Process one scenes record to a final outcome (processed, dead-lettered) or to a retry."""
+        """Process one scenes record to a final outcome (processed, dead-lettered) or to a retry.
+
+        Raises:
+            redis.RedisError: Redis is unavailable; the record's outcome is undecided.
+        """
         where = _where(record)
         try:
             scene = SceneMessage.from_bytes(record.value or b"")
         except ValidationError as exc:
-            reason = f"not a SceneMessage: {exc.error_count()} error(s): {exc.errors()[0]['msg']}"
+            first = exc.errors()[0]
+            field = ".".join(str(part) for part in first["loc"]) or "value"
+            reason = f"not a SceneMessage: {exc.error_count()} error(s); {field}: {first['msg']}"
             self.dead_letters.send(record, error="malformed_message", reason=reason, attempt=1)
             return RecordOutcome(Outcome.dead_lettered, 1)
 
@@ -169,6 +195,8 @@ class Dispatcher:
             report = self._process(scene, where)
         except PermanentSceneError as exc:
             return self._dead_letter(record, exc.code, f"scene {scene.key}: {exc}", attempt)
+        except redis.RedisError:
+            raise  # an outage of the store, handled by the consumer loop; not the scene's failure
         except Exception as exc:  # one scene's failure of any kind is retried, then dead-lettered
             error = f"{type(exc).__name__}: {exc}"
             log.warning(
@@ -183,7 +211,7 @@ class Dispatcher:
         return RecordOutcome(Outcome.processed, attempt, report)
 
     def _process(self, scene: SceneMessage, where: str) -> SceneReport:
-        item = load_item(scene)
+        item = load_item(scene, self.processor.policy, timeout_s=self.config.asset_timeout_s)
         try:
             facts = scene_facts(scene.collection, item, scene.source)
         except ValueError as exc:
@@ -196,13 +224,15 @@ class Dispatcher:
         report = self.processor.process(scene, item, queries)
         produced = self.publisher.publish(scene.collection, scene.item_id, model, report.results)
         log.info(
-            "%s: scene %s: queries %s: %d windows (%d px) read, %d pairs in %d segmenter calls, "
-            "%d detections stored, %d produced",
+            "%s: scene %s: queries %s: %s; %d windows (%d px) read, %d without valid pixels; %d pairs "
+            "in %d segmenter calls, %d detections stored, %d produced",
             where,
             scene.key,
             [q.id for q in queries],
+            report.bands,
             report.windows_read,
             report.pixels_read,
+            report.nodata_windows,
             report.pairs,
             report.segment_calls,
             sum(len(r.detections) for r in report.results if r.written),

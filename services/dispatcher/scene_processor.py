@@ -8,46 +8,55 @@ stored detections are returned instead, so a redelivered scene costs no model ti
 
 from __future__ import annotations
 
-import json
 import logging
-from collections.abc import Callable, Mapping, Sequence
+import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
-import pystac
 import rasterio
 from affine import Affine
+from rasterio.errors import NotGeoreferencedWarning
 from shapely.geometry import shape
 
 from danet.geo import GeoRasterImage, ProbabilityStitcher, WindowRead, vectorize_probability
 from danet.predict import tile_input
 from services.contracts import Detection, Query, SceneMessage, detection_id
+from services.dispatcher.asset_policy import AssetPolicy, is_local
 from services.dispatcher.change import change_statuses
+from services.dispatcher.failures import PermanentSceneError, classified_asset_errors
+from services.dispatcher.items import select_asset, self_href
 from services.dispatcher.matching import scene_facts
 from services.dispatcher.planning import QueryTiles, ScenePlan, batch_pairs, plan_scene
+from services.dispatcher.raster_checks import band_use, check_georeference
 from services.segmenter import Segmenter
 from services.settings import DispatcherSettings
 from services.store import DetectionStore
 
 log = logging.getLogger(__name__)
 
-# Remote COGs: no directory listing on open (GDAL would probe for sidecar files with extra requests),
-# and neighbouring byte ranges merged into one request.
-GDAL_OPTIONS = {
-    "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",
-    "GDAL_HTTP_MERGE_CONSECUTIVE_RANGES": "YES",
-    "GDAL_HTTP_MULTIPLEX": "YES",
-}
 
+def gdal_options(timeout_s: float) -> dict[str, str]:
+    """GDAL settings of the dispatcher's reads.
 
-class PermanentSceneError(Exception):
-    """A scene that no retry can fix; `code` names the kind (dead-letter header ``error``)."""
-
-    def __init__(self, code: str, reason: str) -> None:
-        super().__init__(reason)
-        self.code = code
+    Remote COGs: no directory listing on open (GDAL would probe for sidecar files with extra requests),
+    neighbouring byte ranges merged into one request, and a timeout per request. ``/vsicurl/`` content is
+    not cached across opens of a file: GDAL otherwise remembers a failed request (an HTTP 503) for the
+    life of the process, and every retry of the scene would fail without asking the server again. Within
+    a scene the cache still works (one dataset handle serves all of its windows).
+    """
+    seconds = str(max(1, round(timeout_s)))
+    return {
+        "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",
+        "GDAL_HTTP_MERGE_CONSECUTIVE_RANGES": "YES",
+        "GDAL_HTTP_MULTIPLEX": "YES",
+        "GDAL_HTTP_TIMEOUT": seconds,
+        "GDAL_HTTP_CONNECTTIMEOUT": seconds,
+        "CPL_VSIL_CURL_NON_CACHED": "/vsicurl/",
+    }
 
 
 @dataclass(frozen=True)
@@ -61,53 +70,31 @@ class QueryResult:
 
 @dataclass(frozen=True)
 class SceneReport:
-    """What processing a scene did: per-query results and the work it took."""
+    """What processing a scene did: per-query results and the work it took.
+
+    `pairs` counts the (window, query) pairs sent to the segmenter; windows without any valid pixel
+    (nodata, NaN) are read but never segmented (`nodata_windows`). `bands` says how the image's bands
+    became RGB.
+    """
 
     results: tuple[QueryResult, ...]
     asset_href: str | None = None
+    bands: str | None = None
     windows_read: int = 0
+    nodata_windows: int = 0
     pixels_read: int = 0
     pairs: int = 0
     segment_calls: int = 0
 
 
-def load_item(scene: SceneMessage) -> dict[str, Any]:
-    """The scene's STAC item: the one in the message, else read from its href (local path or URL)."""
-    if scene.item is not None:
-        return scene.item
-    return json.loads(pystac.StacIO.default().read_text(scene.href))
+@dataclass
+class _Segmented:
+    """What `SceneProcessor._segment` produced: per-query stitchers and the work counts."""
 
-
-def self_href(item: Mapping[str, Any]) -> str | None:
-    """The item's ``self`` link, if any."""
-    for link in item.get("links") or []:
-        if link.get("rel") == "self" and link.get("href"):
-            return str(link["href"])
-    return None
-
-
-def select_asset(item: Mapping[str, Any], asset_keys: Sequence[str]) -> tuple[str, str]:
-    """(key, absolute href) of the first of `asset_keys` the item has; relative hrefs are resolved
-    against the item's self link. Raises PermanentSceneError when none is usable."""
-    assets = item.get("assets") or {}
-    for key in asset_keys:
-        asset = assets.get(key)
-        if not isinstance(asset, Mapping) or not asset.get("href"):
-            continue
-        href = str(asset["href"])
-        if pystac.utils.is_absolute_href(href):
-            return key, href
-        base = self_href(item)
-        if base is None:
-            raise PermanentSceneError(
-                "no_usable_asset",
-                f"assets.{key}.href {href!r} is relative and the item has no self link to resolve it",
-            )
-        return key, pystac.utils.make_absolute_href(href, base)
-    raise PermanentSceneError(
-        "no_usable_asset",
-        f"item has none of the asset keys {list(asset_keys)} (it has {sorted(assets)})",
-    )
+    stitchers: list[ProbabilityStitcher]
+    pairs: int = 0
+    calls: int = 0
+    nodata_windows: int = 0
 
 
 class SceneProcessor:
@@ -119,9 +106,11 @@ class SceneProcessor:
         store: DetectionStore,
         *,
         asset_keys: Sequence[str],
+        policy: AssetPolicy,
         overlap: int | None = None,
         max_pairs_per_call: int = 32,
         max_read_pixels: int = 50_000_000,
+        read_timeout_s: float = 30.0,
         clock: Callable[[], datetime] | None = None,
     ) -> None:
         size = segmenter.input_size
@@ -133,8 +122,10 @@ class SceneProcessor:
         self.segmenter = segmenter
         self.store = store
         self.asset_keys = list(asset_keys)
+        self.policy = policy
         self.max_pairs_per_call = max_pairs_per_call
         self.max_read_pixels = max_read_pixels
+        self.gdal_options = gdal_options(read_timeout_s)
         self.clock = clock or (lambda: datetime.now(UTC))
 
     @classmethod
@@ -146,13 +137,19 @@ class SceneProcessor:
             segmenter,
             store,
             asset_keys=settings.asset_keys,
+            policy=AssetPolicy.from_settings(settings),
             overlap=settings.tile_overlap,
             max_pairs_per_call=settings.max_pairs_per_call,
             max_read_pixels=settings.max_read_pixels,
+            read_timeout_s=settings.asset_timeout_s,
         )
 
     def process(self, scene: SceneMessage, item: Mapping[str, Any], queries: Sequence[Query]) -> SceneReport:
-        """Detections of every query in `queries` (already matched) for this scene, stored once."""
+        """Detections of every query in `queries` (already matched) for this scene, stored once.
+
+        Raises PermanentSceneError for inputs no retry can fix, TransientSceneError (or another
+        exception) for failures worth retrying (`services.dispatcher.failures`).
+        """
         model = self.segmenter.model_name
         results: list[QueryResult] = []
         pending: list[Query] = []
@@ -166,10 +163,9 @@ class SceneProcessor:
         if not pending:
             return SceneReport(tuple(results))
 
-        _, href = select_asset(item, self.asset_keys)
-        with rasterio.Env(**GDAL_OPTIONS), GeoRasterImage(href) as image:
-            if image.crs is None:
-                raise PermanentSceneError("not_georeferenced", f"asset {href} has no CRS")
+        key, href = select_asset(item, self.asset_keys)
+        self.policy.check(href, f"assets.{key}.href")
+        with rasterio.Env(**self.gdal_options), self._open(href) as (image, bands):
             plan = plan_scene(
                 pending, image.crs, image.transform, image.shape, self.segmenter.input_size, self.overlap
             )
@@ -181,10 +177,10 @@ class SceneProcessor:
                     f"scene ∩ AOIs of queries {[p.query.id for p in plan.queries]} needs "
                     f"{plan.read_pixels:,} pixels, over dispatcher.max_read_pixels={self.max_read_pixels:,}",
                 )
-            stitchers, calls = self._segment(image, plan)
+            work = self._segment(image, plan, href)
             acquired = scene_facts(scene.collection, item).start
             detected_at = self.clock()
-            for part, stitcher in zip(plan.queries, stitchers, strict=True):
+            for part, stitcher in zip(plan.queries, work.stitchers, strict=True):
                 detections = self._detections(
                     scene, item, part, stitcher, image, acquired=acquired, detected_at=detected_at
                 )
@@ -192,40 +188,71 @@ class SceneProcessor:
         return SceneReport(
             tuple(results),
             asset_href=href,
+            bands=bands,
             windows_read=len(plan.windows),
+            nodata_windows=work.nodata_windows,
             pixels_read=plan.read_pixels,
-            pairs=sum(len(p.tiles) for p in plan.queries),
-            segment_calls=calls,
+            pairs=work.pairs,
+            segment_calls=work.calls,
         )
 
-    def _segment(self, image: GeoRasterImage, plan: ScenePlan) -> tuple[list[ProbabilityStitcher], int]:
-        """Run every (window, query) pair through the segmenter, each window read once."""
+    @contextmanager
+    def _open(self, href: str) -> Iterator[tuple[GeoRasterImage, str]]:
+        """The image at `href`, checked for georeference and bands; yields it and how its bands are used.
+
+        The checking handle stays open while the image is read, so over HTTP the second open is served
+        from GDAL's cache instead of fetching the header again.
+        """
+        local = is_local(href)
+        # No georeference is refused below with the asset named; GDAL's own warning adds nothing.
+        with classified_asset_errors(href, local=local), warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            dataset = rasterio.open(href)
+        with dataset:
+            check_georeference(href, dataset.crs, dataset.transform)
+            bands = band_use(href, dataset.count, dataset.colorinterp)
+            with classified_asset_errors(href, local=local):
+                image = GeoRasterImage(href)
+            with image:
+                yield image, bands
+
+    def _segment(self, image: GeoRasterImage, plan: ScenePlan, href: str) -> _Segmented:
+        """Run every (window, query) pair with valid pixels through the segmenter, each window read once."""
         stitchers = [ProbabilityStitcher.for_region(p.region, ramp=plan.overlap) for p in plan.queries]
         texts = [p.query.text for p in plan.queries]
         size = self.segmenter.input_size
-        reads: dict[int, tuple[WindowRead, np.ndarray]] = {}
-        batches = batch_pairs(plan.pairs(), self.max_pairs_per_call)
-        for batch in batches:
+        local = is_local(href)
+        # Per window: its pixels, and its model input (None: no valid pixel, nothing to segment).
+        reads: dict[int, tuple[WindowRead, np.ndarray | None]] = {}
+        done = _Segmented(stitchers)
+        for batch in batch_pairs(plan.pairs(), self.max_pairs_per_call):
             for pair in batch:
                 if pair.window not in reads:
                     window = plan.windows[pair.window]
-                    read = image.read(window)
-                    reads[pair.window] = (read, tile_input(read, window))
-            inputs = np.stack([reads[pair.window][1] for pair in batch])
-            probabilities = np.asarray(self.segmenter.segment(inputs, [texts[p.query] for p in batch]))
-            if probabilities.shape != (len(batch), size, size):
-                raise RuntimeError(
-                    f"segmenter {self.segmenter.model_name} returned shape {probabilities.shape} "
-                    f"for {len(batch)} tiles of {size}x{size}"
-                )
-            for pair, probability in zip(batch, probabilities, strict=True):
-                stitchers[pair.query].add(
-                    plan.windows[pair.window], probability, valid=reads[pair.window][0].valid
-                )
+                    with classified_asset_errors(href, local=local):
+                        read = image.read(window)
+                    has_data = bool(read.valid.any())
+                    done.nodata_windows += not has_data
+                    reads[pair.window] = (read, tile_input(read, window) if has_data else None)
+            live = [pair for pair in batch if reads[pair.window][1] is not None]
+            if live:
+                inputs = np.stack([reads[pair.window][1] for pair in live])
+                probabilities = np.asarray(self.segmenter.segment(inputs, [texts[p.query] for p in live]))
+                if probabilities.shape != (len(live), size, size):
+                    raise RuntimeError(
+                        f"segmenter {self.segmenter.model_name} returned shape {probabilities.shape} "
+                        f"for {len(live)} tiles of {size}x{size}"
+                    )
+                for pair, probability in zip(live, probabilities, strict=True):
+                    stitchers[pair.query].add(
+                        plan.windows[pair.window], probability, valid=reads[pair.window][0].valid
+                    )
+                done.calls += 1
+                done.pairs += len(live)
             # Pairs are window-major: only the last window of a batch can have pairs in the next one.
             last = batch[-1].window
             reads = {last: reads[last]}
-        return stitchers, len(batches)
+        return done
 
     def _detections(
         self,

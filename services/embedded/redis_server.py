@@ -1,4 +1,4 @@
-"""An embedded Redis server on 127.0.0.1 (no persistence: the embedded default is ephemeral)."""
+"""An embedded Redis server on 127.0.0.1 (ephemeral by default, like the embedded default's data)."""
 
 from __future__ import annotations
 
@@ -21,9 +21,13 @@ def find_redis_server() -> str:
 
 
 class RedisServer:
-    """A Redis server bound to 127.0.0.1 on a free port, data in ``state_dir``."""
+    """A Redis server bound to 127.0.0.1 on a free port, data in ``state_dir``.
 
-    def __init__(self, state_dir: Path, port: int | None = None) -> None:
+    ``durable`` turns on the append-only file with an fsync per write, as a production Redis behind
+    Lookout should run: a restarted server then has every acknowledged write.
+    """
+
+    def __init__(self, state_dir: Path, port: int | None = None, *, durable: bool = False) -> None:
         self.port = port or free_port()
         self.state_dir = state_dir
         self.url = f"redis://{LOOPBACK}:{self.port}/0"
@@ -33,7 +37,8 @@ class RedisServer:
             "--bind", LOOPBACK,
             "--port", str(self.port),
             "--save", "",
-            "--appendonly", "no",
+            "--appendonly", "yes" if durable else "no",
+            "--appendfsync", "always",
             "--dir", str(state_dir),
             "--protected-mode", "yes",
         ]  # fmt: skip

@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 
 from services.adapters.redis_client import make_redis
 from services.api.app import create_app
+from services.api.metrics import ApiMetrics
 from services.api.server import ApiServer
 from services.api.webhooks import WebhookDispatcher
 from services.contracts import Query, QueryCreate
@@ -72,7 +73,7 @@ class EmbeddedRuntime:
         keys, topics = settings.redis_keys(), settings.topics()
 
         log.info("starting Ray (%d CPUs) and the segmenter", ray_cpus)
-        ray.init(num_cpus=ray_cpus, include_dashboard=False, log_to_driver=False)
+        ray.init(address="local", num_cpus=ray_cpus, include_dashboard=False, log_to_driver=False)
         self.closers.append(ray.shutdown)
         # The dispatcher calls the segmenter through a handle: no HTTP proxy is needed.
         serve.start(proxy_location="Disabled")
@@ -97,9 +98,12 @@ class EmbeddedRuntime:
         self.closers.append(watcher.close)
         dispatcher = Dispatcher(settings, segmenter, keys=keys, topics=topics)
         self.closers.append(dispatcher.close)
-        webhooks = WebhookDispatcher(make_redis(settings.redis), settings.api.webhook, keys=keys)
+        metrics = ApiMetrics()
+        webhooks = WebhookDispatcher(
+            make_redis(settings.redis), settings.api.webhook, keys=keys, metrics=metrics
+        )
         self.closers.append(webhooks.close)
-        app = create_app(settings, keys=keys, components={"watcher": watcher.status})
+        app = create_app(settings, keys=keys, metrics=metrics, components={"watcher": watcher.status})
         self.api = ApiServer(app, settings.api.host, settings.api.port).start()
 
         interval = settings.simulator.interval_s

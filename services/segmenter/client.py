@@ -2,30 +2,54 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from functools import cached_property
 from typing import Any
 
 import numpy as np
 from ray import serve
-from ray.serve.handle import DeploymentHandle
+from ray.exceptions import RayActorError
+from ray.serve.handle import DeploymentHandle, DeploymentResponse
+
+log = logging.getLogger(__name__)
 
 
 class ServeSegmenter:
     """Sends each (tile, text) pair as its own request, all at once, so the replicas' dynamic batching
     groups them (with pairs from other callers); results come back in request order.
 
-    ``timeout_s`` bounds the wait for each result (None waits for ever).
+    ``timeout_s`` bounds the wait for each result (None waits for ever). A request whose replica died
+    (killed, out of memory, its node gone) is sent again, up to ``replica_retries`` times: Serve routes it
+    to a live replica, or holds it until the controller has started a replacement. A request is pure
+    (a tile and a text in, probabilities out), so sending it again is safe.
     """
 
-    def __init__(self, handle: DeploymentHandle, *, timeout_s: float | None = 300.0) -> None:
+    def __init__(
+        self, handle: DeploymentHandle, *, timeout_s: float | None = 300.0, replica_retries: int = 2
+    ) -> None:
         self.handle = handle
         self.timeout_s = timeout_s
+        self.replica_retries = replica_retries
+        self.resent = 0
 
     @classmethod
     def from_app(cls, app_name: str = "segmenter", *, timeout_s: float | None = 300.0) -> ServeSegmenter:
         """The segmenter of a running Serve application (this process must be connected to its Ray)."""
         return cls(serve.get_app_handle(app_name), timeout_s=timeout_s)
+
+    def _result(self, response: DeploymentResponse, tile: np.ndarray, text: str) -> np.ndarray:
+        resends = 0
+        while True:
+            try:
+                return response.result(timeout_s=self.timeout_s)
+            except RayActorError as exc:
+                if resends == self.replica_retries:
+                    raise
+                resends += 1
+                self.resent += 1
+                log.warning("segmenter replica lost (%s); sending the request again", type(exc).__name__)
+                response = self.handle.segment.remote(tile, text)
 
     @cached_property
     def model_info(self) -> dict[str, Any]:
@@ -52,8 +76,11 @@ class ServeSegmenter:
             raise ValueError(f"texts: need one text per tile ({len(tiles)}), got {len(texts)}")
         if len(tiles) == 0:
             return np.zeros((0, self.input_size, self.input_size), np.float32)
-        responses = [
-            self.handle.segment.remote(np.ascontiguousarray(tile, dtype=np.float32), text)
+        requests = [
+            (np.ascontiguousarray(tile, dtype=np.float32), text)
             for tile, text in zip(tiles, texts, strict=True)
         ]
-        return np.stack([response.result(timeout_s=self.timeout_s) for response in responses])
+        responses = [self.handle.segment.remote(tile, text) for tile, text in requests]
+        return np.stack(
+            [self._result(response, *request) for response, request in zip(responses, requests, strict=True)]
+        )

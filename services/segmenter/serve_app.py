@@ -14,6 +14,7 @@ import logging
 from typing import Any
 
 import numpy as np
+import ray
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 from ray import serve
@@ -100,8 +101,11 @@ class SegmenterDeployment:
         return dict(self._info)
 
     def stats(self) -> dict[str, Any]:
-        """This replica's batch sizes, batch parameters and text-cache counters."""
-        return self._runner.stats() | {"text_encoder": self._text_encoder} | self._batch_config.model_dump()
+        """This replica's actor name, batch sizes, batch parameters and text-cache counters."""
+        # Outside Serve (a replica class built directly) there is no actor, and asking would start Ray.
+        name = ray.get_runtime_context().get_actor_name() if ray.is_initialized() else None
+        replica = {"replica": name, "text_encoder": self._text_encoder}
+        return self._runner.stats() | replica | self._batch_config.model_dump()
 
     def check_health(self) -> None:
         """Serve's periodic health check: fails until the model is loaded."""

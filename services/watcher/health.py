@@ -72,8 +72,9 @@ class SourceHealth:
         return True
 
     def as_dict(self) -> dict[str, Any]:
-        """JSON-ready status (what ``/healthz`` shows per source)."""
+        """JSON-ready status (what ``/healthz`` shows per source); ``failing``: the last attempt failed."""
         return {
+            "failing": self.consecutive_failures > 0,
             "last_success": _iso(self.last_success),
             "last_new_item": _iso(self.last_new_item),
             "stale": self.stale,

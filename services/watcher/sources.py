@@ -17,21 +17,26 @@ import httpx
 import pystac
 import requests
 from pystac_client.conformance import ConformanceClasses
+from pystac_client.errors import ClientTypeError
 from pystac_client.exceptions import APIError
 from pystac_client.warnings import DoesNotConformTo
 from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
 
-from services.adapters.stac_client import open_stac_api
+from services.adapters.stac_client import StacResponseError, open_stac_api
 from services.settings import StacSettings
 from services.watcher.planning import api_source_name, datetime_interval, item_datetime
 
 log = logging.getLogger(__name__)
 
 # What a source raises when it cannot answer right now: the watcher backs off and tries again later,
-# and keeps polling the other sources. DoesNotConformTo: an API without item search (misconfigured).
+# and keeps polling the other sources. APIError: refused connections, timeouts and HTTP errors;
+# JSONDecodeError, StacResponseError and ClientTypeError: answers that are not (valid) STAC JSON;
+# DoesNotConformTo: an API without item search (misconfigured).
 SOURCE_ERRORS: tuple[type[BaseException], ...] = (
     APIError,
+    ClientTypeError,
+    StacResponseError,
     DoesNotConformTo,
     requests.RequestException,
     httpx.HTTPError,

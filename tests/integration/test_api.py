@@ -12,9 +12,10 @@ from fastapi.testclient import TestClient
 from services.adapters.redis_client import make_redis
 from services.api import create_app
 from services.api.server import ApiServer
-from services.contracts import ChangeStatus, Detection, detection_id
-from services.settings import ApiSettings, RedisSettings
-from services.store import DetectionStore, QueryStore
+from services.contracts import ChangeStatus
+from services.settings import ApiSettings, RedisSettings, WebhookSettings
+from services.store import QueryStore
+from tests.support.detections import make_detection, write_detections
 
 # A 0.1° square near Frankfurt; detections lie in its west (lon < 10.05) or east half.
 SQUARE = {"type": "Polygon", "coordinates": [[[10, 50], [10.1, 50], [10.1, 50.1], [10, 50.1], [10, 50]]]}
@@ -29,7 +30,9 @@ def _square(lon: float, lat: float, size: float = 0.005) -> dict:
 
 @pytest.fixture
 def settings(stack_settings):
-    return stack_settings.model_copy(update={"api": ApiSettings(sse_keepalive_s=0.2)})
+    # Webhook receivers in these tests live on loopback, which only an allow-listed host may reach.
+    api = ApiSettings(sse_keepalive_s=0.2, webhook=WebhookSettings(allow_hosts=["127.0.0.1"]))
+    return stack_settings.model_copy(update={"api": api})
 
 
 @pytest.fixture
@@ -71,32 +74,20 @@ def _write(
     """Store one scene's detections the way the dispatcher does; returns them in write order."""
     stored = QueryStore(redis_client, keys).get(query["id"])
     detections = [
-        Detection(
-            id=detection_id(stored.id, stored.version, "sentinel-2-l2a", item_id, "m", geometry),
-            query_id=stored.id,
-            query_version=stored.version,
-            query_text=stored.text,
-            tenant=stored.tenant,
-            collection="sentinel-2-l2a",
-            item_id=item_id,
+        make_detection(
+            stored,
+            "sentinel-2-l2a",
+            item_id,
+            geometry,
             acquired=acquired,
-            detected_at=datetime.now(UTC),
-            model="m",
-            score=0.8,
             score_max=0.95,
             area_m2=1200.0,
             pixel_count=12,
-            geometry=geometry,
             change=change,
         )
         for geometry in geometries
     ]
-    assert (
-        DetectionStore(redis_client, keys)
-        .write_scene(stored, "sentinel-2-l2a", item_id, "m", detections)
-        .written
-    )
-    return detections
+    return write_detections(redis_client, keys, stored, "sentinel-2-l2a", item_id, detections)
 
 
 def test_crud_round_trip(api):
@@ -238,6 +229,9 @@ def test_ogc_api_features(api, three_scenes):
     rels = {link["rel"]: link for link in landing["links"]}
     assert {"self", "service-desc", "conformance", "data"} <= set(rels)
     assert rels["data"]["href"] == "http://testserver/collections"
+    assert rels["alternate"]["href"] == "http://testserver/dashboard/"
+    browser = api.get("/", headers={"Accept": "text/html,application/xhtml+xml"}, follow_redirects=False)
+    assert (browser.status_code, browser.headers["location"]) == (303, "http://testserver/dashboard/")
     assert api.get("/conformance").json()["conformsTo"] == [
         "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
         "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",

@@ -10,27 +10,16 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
-import threading
-import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
 
-import numpy as np
 import pystac
 import pytest
 import rasterio
-import shapely
 import torch
-import uvicorn
-from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
-from pyproj import Transformer
-from shapely.geometry import box, mapping, shape
-from starlette.staticfiles import StaticFiles
+from shapely.geometry import mapping, shape
 
 from danet.config import load_preset
 from danet.geo import raster_footprint_crs84
@@ -39,12 +28,15 @@ from danet.predict import Predictor
 from services.adapters.kafka_client import ensure_topics, make_producer
 from services.adapters.redis_client import make_redis
 from services.contracts import ChangeStatus, QueryCreate, RedisKeys, SceneMessage, Topics
-from services.dispatcher import Dispatcher, SceneProcessor
+from services.dispatcher import SceneProcessor
 from services.dispatcher.attempts import AttemptLedger
 from services.segmenter import LocalSegmenter
 from services.settings import DispatcherSettings
 from services.store import DetectionStore, QueryStore
-from tests.support.rasters import package_data
+from tests.support.dispatching import dispatcher_of, running, wait_scenes_committed
+from tests.support.http_files import serve_folder
+from tests.support.kafka import topic_records as read_topic
+from tests.support.rasters import aoi_for_pixels, write_rgb_cog
 
 SIZE = 64
 COLLECTION = "spacenet-atlanta"
@@ -52,39 +44,6 @@ MODEL = "danet-tiny@test"
 # GeoJSON coordinates are rounded to 7 decimals after clipping: a vertex may move out by 5e-8.
 TOLERANCE = 1e-7
 AOI_ROWS, AOI_COLS = (300.5, 400.5), (500.5, 620.5)  # 50 m x 60 m of the 450 m x 450 m scene
-
-
-def write_rgb_cog(path: Path, blocksize: int = 256) -> Path:
-    """The SpaceNet pan tile (uint16) as a 3-band RGB uint8 COG (2-98 % stretch, like GIS viewers)."""
-    with rasterio.open(package_data("solaris") / "sample_geotiff.tif") as src:
-        band = src.read(1).astype(np.float64)
-        low, high = np.percentile(band[band > 0], (2, 98))
-        rgb = np.clip((band - low) / (high - low) * 255, 0, 255).astype(np.uint8)
-        profile = {
-            "driver": "COG",
-            "width": src.width,
-            "height": src.height,
-            "count": 3,
-            "dtype": "uint8",
-            "crs": src.crs,
-            "transform": src.transform,
-            "compress": "DEFLATE",
-            "blocksize": blocksize,
-        }
-    with rasterio.open(path, "w", **profile) as out:
-        out.write(np.stack([rgb] * 3))
-    return path
-
-
-def aoi_for_pixels(cog: Path, rows: tuple[float, float], cols: tuple[float, float]) -> dict:
-    """The pixel rectangle rows x cols of the COG as a lon/lat GeoJSON polygon."""
-    with rasterio.open(cog) as ds:
-        (x0, y0), (x1, y1) = ds.transform @ (cols[0], rows[0]), ds.transform @ (cols[1], rows[1])
-        to_lonlat = Transformer.from_crs(ds.crs, "OGC:CRS84", always_xy=True)
-    in_crs = shapely.segmentize(box(min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)), 5.0)
-    return mapping(
-        shapely.transform(in_crs, lambda xy: np.column_stack(to_lonlat.transform(xy[:, 0], xy[:, 1])))
-    )
 
 
 def stac_item(cog_href: str, cog: Path, item_id: str, when: datetime, **assets: str) -> dict:
@@ -124,7 +83,11 @@ def env(stack_settings):
     settings = stack_settings.model_copy(
         update={
             "dispatcher": DispatcherSettings(
-                group_id=f"dispatch-{tag}", max_retries=1, retry_backoff_s=0.1, max_pairs_per_call=4
+                group_id=f"dispatch-{tag}",
+                max_retries=1,
+                retry_backoff_s=0.1,
+                max_pairs_per_call=4,
+                asset_schemes=["file", "http"],  # local COGs, and the Range server of the HTTP test
             )
         }
     )
@@ -157,63 +120,8 @@ def scene_message(item: dict) -> tuple[bytes, bytes]:
     return scene.to_bytes(), scene.key.encode()
 
 
-@contextmanager
-def running(env, segmenter) -> Iterator[list[BaseException]]:
-    """The dispatcher's loop in a thread, stopped and joined on exit; yields the list its error lands in."""
-    dispatcher = Dispatcher(env.settings, segmenter, redis_client=env.redis, keys=env.keys, topics=env.topics)
-    stop, errors = threading.Event(), []
-
-    def loop() -> None:
-        try:
-            dispatcher.run(stop)
-        except Exception as exc:
-            errors.append(exc)
-
-    thread = threading.Thread(target=loop, name="dispatcher", daemon=True)
-    thread.start()
-    try:
-        yield errors
-    finally:
-        stop.set()
-        thread.join(timeout=60)
-        dispatcher.close()
-    assert not errors, errors
-
-
-def wait_committed(env, errors: list[BaseException], want: int, deadline_s: float = 120.0) -> None:
-    """Block until the group's committed offset of the scenes topic reaches `want`."""
-    admin = KafkaAdminClient(bootstrap_servers=env.settings.kafka.bootstrap_servers)
-    group = env.settings.dispatcher.group_id
-    partition = TopicPartition(env.topics.scenes, 0)
-    try:
-        end = time.monotonic() + deadline_s
-        while time.monotonic() < end and not errors:
-            committed = admin.list_group_offsets({group: [partition]}).get(group, {}).get(partition)
-            if committed is not None and committed.offset >= want:
-                return
-            time.sleep(0.2)
-    finally:
-        admin.close()
-    if errors:
-        raise AssertionError(f"the dispatcher failed: {errors[0]!r}") from errors[0]
-    pytest.fail(f"the dispatcher did not commit offset {want} of {env.topics.scenes} within {deadline_s} s")
-
-
 def topic_records(env, topic: str) -> list:
-    """Every record of partition 0 of `topic`, read without a consumer group."""
-    consumer = KafkaConsumer(bootstrap_servers=env.settings.kafka.bootstrap_servers, enable_auto_commit=False)
-    partition = TopicPartition(topic, 0)
-    try:
-        consumer.assign([partition])
-        consumer.seek_to_beginning(partition)
-        end = consumer.end_offsets([partition])[partition]
-        records: list = []
-        while consumer.position(partition) < end:
-            for batch in consumer.poll(timeout_ms=500).values():
-                records.extend(batch)
-        return records
-    finally:
-        consumer.close(autocommit=False)
+    return read_topic(env.settings.kafka.bootstrap_servers, topic)
 
 
 def stream_ids(env, query_id: str) -> list[str]:
@@ -231,9 +139,9 @@ def test_scene_to_detections_exactly_once_then_persisting(env, segmenter, cog):
     first = stac_item(str(cog), cog, "atlanta-1", datetime(2024, 6, 1, 10, tzinfo=UTC))
     second = stac_item(str(cog), cog, "atlanta-2", datetime(2024, 6, 8, 10, tzinfo=UTC))
 
-    with running(env, segmenter) as errors:
+    with running(dispatcher_of(env, segmenter)) as errors:
         produce(env, *scene_message(first))
-        wait_committed(env, errors, 1)
+        wait_scenes_committed(env, errors, 1)
         stored = env.detections.list(query.id)
         assert stored, "threshold 0 on random weights: the whole AOI is foreground"
         area = shape(aoi).buffer(TOLERANCE)
@@ -253,13 +161,13 @@ def test_scene_to_detections_exactly_once_then_persisting(env, segmenter, cog):
 
         # Redelivery of the same scene: nothing stored, streamed or produced twice.
         produce(env, *scene_message(first))
-        wait_committed(env, errors, 2)
+        wait_scenes_committed(env, errors, 2)
         assert sorted(stream_ids(env, query.id)) == ids
         assert len(topic_records(env, env.topics.detections)) == len(ids)
 
         # The next scene of the same place: the same polygons persist.
         produce(env, *scene_message(second))
-        wait_committed(env, errors, 3)
+        wait_scenes_committed(env, errors, 3)
     later = [d for d in env.detections.list(query.id) if d.item_id == "atlanta-2"]
     assert later
     assert {d.change for d in later} == {ChangeStatus.persisting}
@@ -278,23 +186,22 @@ def test_bad_scenes_go_to_the_dead_letter_topic_and_the_consumer_moves_on(env, s
     missing = stac_item(str(cog), cog, "missing-file", when, visual=str(cog.parent / "gone.tif"))
     good = stac_item(str(cog), cog, "good", when)
 
-    with running(env, segmenter) as errors:
+    with running(dispatcher_of(env, segmenter)) as errors:
         produce(env, b"{not json", b"garbage")
         produce(env, *scene_message(no_asset))
         produce(env, *scene_message(missing))
         produce(env, *scene_message(good))
-        wait_committed(env, errors, 4)
+        wait_scenes_committed(env, errors, 4)
 
     letters = topic_records(env, Topics.dead_letter(env.topics.scenes))
     headers = [{k: v.decode() for k, v in r.headers} for r in letters]
-    assert [h["error"] for h in headers] == ["malformed_message", "no_usable_asset", "retries_exhausted"]
+    assert [h["error"] for h in headers] == ["malformed_message", "no_usable_asset", "asset_not_found"]
     assert [h["source_offset"] for h in headers] == ["0", "1", "2"]
     assert {h["source_topic"] for h in headers} == {env.topics.scenes}
-    assert [h["attempt"] for h in headers] == ["1", "1", "2"]  # max_retries=1: two attempts
+    assert [h["attempt"] for h in headers] == ["1", "1", "1"]  # all permanent: no retry
     assert "not a SceneMessage" in headers[0]["reason"]
     assert "none of the asset keys ['visual', 'image', 'data']" in headers[1]["reason"]
-    assert "gone.tif" in headers[2]["reason"]
-    assert "RasterioIOError" in headers[2]["reason"]
+    assert "gone.tif: No such file or directory" in headers[2]["reason"]
     assert letters[0].value == b"{not json"  # the original bytes, replayable
     assert [d.item_id for d in env.detections.list(query.id)] == ["good"]
     assert env.redis.keys(f"{env.keys.prefix}attempts:*") == []
@@ -315,10 +222,10 @@ def test_recovery_after_crashes_in_the_middle_of_a_scene(env, segmenter, cog):
     (result,) = processor.process(SceneMessage.from_bytes(scene_message(stored)[0]), stored, [query]).results
     assert result.written
 
-    with running(env, segmenter) as errors:
+    with running(dispatcher_of(env, segmenter)) as errors:
         produce(env, *scene_message(killer))
         produce(env, *scene_message(stored))
-        wait_committed(env, errors, 2)
+        wait_scenes_committed(env, errors, 2)
 
     (letter,) = topic_records(env, Topics.dead_letter(env.topics.scenes))
     headers = {k: v.decode() for k, v in letter.headers}
@@ -328,39 +235,6 @@ def test_recovery_after_crashes_in_the_middle_of_a_scene(env, segmenter, cog):
     assert produced == [d.id for d in result.detections]
     assert stream_ids(env, query.id) == produced
     assert [d.item_id for d in env.detections.list(query.id)] == ["stored"]
-
-
-@contextmanager
-def counting_http_server(folder: Path) -> Iterator[tuple[str, dict]]:
-    """Serve `folder` over HTTP with Range support (Starlette) on 127.0.0.1, counting body bytes."""
-    served = {"bytes": 0, "responses": 0}
-    files = StaticFiles(directory=folder)
-
-    async def app(scope, receive, send) -> None:
-        async def counting_send(message) -> None:
-            if message["type"] == "http.response.start":
-                served["responses"] += 1
-            elif message["type"] == "http.response.body":
-                served["bytes"] += len(message.get("body", b""))
-            await send(message)
-
-        await files(scope, receive, counting_send)
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-    )
-    thread = threading.Thread(target=server.run, name="cog-http", daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}", served
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 def test_small_aoi_over_http_reads_a_small_share_of_the_cog(env, segmenter, cog, tmp_path):
@@ -379,7 +253,7 @@ def test_small_aoi_over_http_reads_a_small_share_of_the_cog(env, segmenter, cog,
     processor = SceneProcessor.from_settings(segmenter, env.detections, env.settings.dispatcher)
     when = datetime(2024, 6, 1, 10, tzinfo=UTC)
 
-    with counting_http_server(tmp_path) as (base, served):
+    with serve_folder(tmp_path) as (base, served):
         item = stac_item(f"{base}/one.tif", cog, "http-one", when)
         report = processor.process(SceneMessage.from_bytes(scene_message(item)[0]), item, [query])
         one_query = served["bytes"]

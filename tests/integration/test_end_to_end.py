@@ -25,7 +25,6 @@ import pytest
 import rasterio
 import ray
 import torch
-from kafka import KafkaConsumer, TopicPartition
 from ray import serve
 from shapely.geometry import shape
 
@@ -43,6 +42,7 @@ from services.settings import REPO_ROOT, DispatcherSettings, NamespaceSettings, 
 from services.store import DetectionStore
 from services.watcher import Watcher
 from tests.support.http_files import serve_folder
+from tests.support.kafka import topic_records
 from tests.support.rasters import aoi_for_pixels, write_rgb_cog
 from tests.support.sse import SseSubscriber
 from tests.support.stac import make_collection, make_item
@@ -94,23 +94,6 @@ class DispatcherProcess:
         return self.log_path.read_text(errors="replace")[-4000:]
 
 
-def topic_records(bootstrap: str, topic: str) -> list:
-    """Every record of partition 0 of ``topic``, read without a consumer group."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    partition = TopicPartition(topic, 0)
-    try:
-        consumer.assign([partition])
-        consumer.seek_to_beginning(partition)
-        end = consumer.end_offsets([partition])[partition]
-        records: list = []
-        while consumer.position(partition) < end:
-            for batch in consumer.poll(timeout_ms=500).values():
-                records.extend(batch)
-        return records
-    finally:
-        consumer.close(autocommit=False)
-
-
 def wait_until(predicate, timeout_s: float, what: str, dispatcher: DispatcherProcess) -> None:
     end = time.monotonic() + timeout_s
     while time.monotonic() < end:
@@ -144,6 +127,7 @@ def test_a_stac_item_becomes_one_detection_on_sse_and_kafka_even_when_the_dispat
                 batch_wait_timeout_s=0.3,
             ),
             "dispatcher": DispatcherSettings(group_id=f"e2e-{tag}", max_pairs_per_call=4),
+            "api": stack_settings.api.model_copy(update={"collections": None}),  # any collection id
             "watcher": stack_settings.watcher.model_copy(
                 update={"sources": [stack_settings.stac.api_url], "poll_interval_s": 1.0}
             ),

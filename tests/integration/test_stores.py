@@ -4,8 +4,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from services.contracts import Detection, QueryCreate, QueryStatus, QueryUpdate, detection_id
+from services.contracts import Detection, QueryCreate, QueryStatus, QueryUpdate
 from services.store import DetectionStore, QueryNotFoundError, QueryStore
+from tests.support.detections import make_detection
 
 SQUARE = {"type": "Polygon", "coordinates": [[[10, 50], [10.1, 50], [10.1, 50.1], [10, 50.1], [10, 50]]]}
 
@@ -42,12 +43,7 @@ def test_update_pause_and_delete(redis_client, keys):
 
 
 def _detection(query, item_id, geometry, acquired) -> Detection:
-    return Detection(
-        id=detection_id(query.id, query.version, "s2", item_id, "m", geometry), query_id=query.id,
-        query_version=query.version, query_text=query.text, collection="s2", item_id=item_id,
-        acquired=acquired, detected_at=datetime.now(UTC), model="m", score=0.9, score_max=0.99,
-        area_m2=100.0, pixel_count=4, geometry=geometry,
-    )  # fmt: skip
+    return make_detection(query, "s2", item_id, geometry, acquired=acquired, score=0.9, score_max=0.99)
 
 
 def test_scene_results_are_written_once_and_streamed_once(redis_client, keys):

@@ -12,11 +12,10 @@ from pathlib import Path
 import pystac
 import pytest
 import rasterio
-from kafka import TopicPartition
 from kafka.errors import KafkaError
 from shapely.geometry import box, mapping
 
-from services.adapters.kafka_client import ensure_topics, make_consumer, make_producer
+from services.adapters.kafka_client import ensure_topics, make_producer
 from services.adapters.redis_client import make_redis
 from services.adapters.stac_client import StacPublisher
 from services.contracts import QueryCreate, RedisKeys, SceneMessage, Topics
@@ -25,6 +24,7 @@ from services.simulator import SIM_COLLECTION, SceneSimulator, sample_query_aoi
 from services.store import QueryStore
 from services.watcher import StacApiSource, StaticCatalogSource, Watcher
 from services.watcher.highwater import WatchState
+from tests.support.kafka import topic_records
 from tests.support.stac import make_collection, make_item
 
 AOI = box(-84.45, 33.60, -84.40, 33.65)
@@ -112,17 +112,7 @@ def make_watcher(stack_settings, keys, topics):
 
 
 def _read_topic(stack_settings, topic: str) -> list[tuple[str, SceneMessage]]:
-    """Every record of a one-partition topic, up to its end offset at the time of the call."""
-    consumer = make_consumer(stack_settings.kafka, group_id=None)
-    partition = TopicPartition(topic, 0)
-    consumer.assign([partition])
-    consumer.seek_to_beginning(partition)
-    end = consumer.end_offsets([partition])[partition]
-    records = []
-    while consumer.position(partition) < end:
-        for batch in consumer.poll(timeout_ms=1000).values():
-            records.extend(batch)
-    consumer.close()
+    records = topic_records(stack_settings.kafka.bootstrap_servers, topic)
     return [(r.key.decode(), SceneMessage.from_bytes(r.value)) for r in records]
 
 

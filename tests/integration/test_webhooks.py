@@ -18,13 +18,17 @@ from services.api.webhooks import (
     WEBHOOK_GROUP,
     verify_signature,
 )
-from services.contracts import Detection, QueryCreate, detection_id
+from services.contracts import QueryCreate
 from services.settings import WebhookSettings
-from services.store import DetectionStore, QueryStore
+from services.store import QueryStore
+from tests.support.detections import make_detection, write_detections
 
 SECRET = "whsec-test"
 SQUARE = {"type": "Polygon", "coordinates": [[[10, 50], [10.1, 50], [10.1, 50.1], [10, 50.1], [10, 50]]]}
-FAST = WebhookSettings(max_attempts=3, backoff_initial_s=0.01, backoff_max_s=0.02, timeout_s=5)
+# The receivers listen on loopback, which only an allow-listed host may reach.
+FAST = WebhookSettings(
+    max_attempts=3, backoff_initial_s=0.01, backoff_max_s=0.02, timeout_s=5, allow_hosts=["127.0.0.1"]
+)
 
 
 class Receiver:
@@ -93,25 +97,20 @@ def _query_with_detections(redis_client, keys, url: str, count: int = 2):
     )
     geometries = [_square(10.01 + i / 100, 50.01) for i in range(count)]
     detections = [
-        Detection(
-            id=detection_id(query.id, query.version, "s2", "item-1", "m", g),
-            query_id=query.id,
-            query_version=query.version,
-            query_text=query.text,
-            collection="s2",
-            item_id="item-1",
+        make_detection(
+            query,
+            "s2",
+            "item-1",
+            g,
             acquired=datetime(2026, 5, 1, tzinfo=UTC),
-            detected_at=datetime.now(UTC),
-            model="m",
             score=0.9,
             score_max=0.99,
             area_m2=50.0,
             pixel_count=3,
-            geometry=g,
         )
         for g in geometries
     ]
-    DetectionStore(redis_client, keys).write_scene(query, "s2", "item-1", "m", detections)
+    write_detections(redis_client, keys, query, "s2", "item-1", detections)
     return query, detections
 
 

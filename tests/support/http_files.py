@@ -8,6 +8,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import uvicorn
+from starlette.applications import Starlette
+from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
 
@@ -18,7 +20,8 @@ def serve_folder(folder: Path) -> Iterator[tuple[str, dict[str, int]]]:
     ``python -m http.server`` has no Range support, which GDAL needs for windowed COG reads.
     """
     served = {"bytes": 0, "responses": 0}
-    files = StaticFiles(directory=folder)
+    # Mounted in an app, so a missing file is a 404 (a bare StaticFiles answers it with a 500).
+    files = Starlette(routes=[Mount("/", app=StaticFiles(directory=folder))])
 
     async def app(scope, receive, send) -> None:
         async def counting_send(message) -> None:

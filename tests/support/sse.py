@@ -18,6 +18,7 @@ class SseSubscriber:
         self.url = url
         self.headers = {"Accept": "text/event-stream"} | (headers or {})
         self.events: list[tuple[str, dict]] = []
+        self.arrivals: list[float] = []  # time.time() when each event was complete
         self.connections = 0
         self.last_id: str | None = None
         self._stop = threading.Event()
@@ -57,6 +58,7 @@ class SseSubscriber:
             elif line.startswith("data:"):
                 data.append(line[5:].strip())
             elif line == "" and data:
+                self.arrivals.append(time.time())
                 self.events.append((event_id or "", json.loads("\n".join(data))))
                 self.last_id = event_id
                 event_id, data = None, []

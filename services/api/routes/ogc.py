@@ -11,7 +11,7 @@ OGC API - Features client expects.
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse
 
 from services.api.context import ApiContext
 from services.api.errors import DetectionNotFoundError
@@ -66,8 +66,11 @@ def build_router(ctx: ApiContext) -> APIRouter:
         return api_url(request, ctx.settings.base_url, path, params)
 
     @router.get("/", response_class=JSONResponse)
-    def landing_page(request: Request) -> dict[str, Any]:
-        """Links to the API definition, the conformance declaration and the collections."""
+    def landing_page(request: Request) -> Any:
+        """Links to the API definition, the conformance declaration and the collections; a browser
+        (Accept: text/html first) is sent to the dashboard instead."""
+        if request.headers.get("accept", "").startswith("text/html"):
+            return RedirectResponse(url(request, "dashboard/"), status_code=303)
         return {
             "title": "Lookout",
             "description": "Standing natural-language queries over a live satellite feed; "
@@ -76,6 +79,7 @@ def build_router(ctx: ApiContext) -> APIRouter:
                 link(url(request, ""), "self", JSON, "this document"),
                 link(url(request, "openapi.json"), "service-desc", OPENAPI, "the API definition"),
                 link(url(request, "docs"), "service-doc", HTML, "the API documentation"),
+                link(url(request, "dashboard/"), "alternate", HTML, "the monitoring dashboard"),
                 link(url(request, "conformance"), "conformance", JSON, "conformance classes"),
                 link(url(request, "collections"), "data", JSON, "the standing queries as collections"),
             ],

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
 
+from services.api.admission import QueryAdmission
 from services.api.context import ApiContext
 from services.api.links import api_url
 from services.contracts import QueryCreate, QueryStatus, QueryUpdate
@@ -18,12 +19,14 @@ def build_router(ctx: ApiContext) -> APIRouter:
     """Routes to register, list, read, update (pause/resume via ``status``) and delete queries."""
     router = APIRouter(prefix="/queries", tags=["queries"])
     Tenant = Annotated[str, Depends(ctx.tenant)]
+    admission = QueryAdmission(ctx.settings)
 
     @router.post("", status_code=201)
     def create_query(
         body: QueryCreate, tenant: Tenant, request: Request, response: Response
     ) -> dict[str, Any]:
         """Register a standing query; answers 201 with the query (webhook secret masked)."""
+        admission.check(body)
         query = ctx.queries.create(body, tenant=tenant)
         log.info("query %s registered by tenant %s: %r", query.id, tenant, query.text)
         response.headers["Location"] = api_url(request, ctx.settings.base_url, f"queries/{query.id}")
@@ -42,6 +45,7 @@ def build_router(ctx: ApiContext) -> APIRouter:
     @router.patch("/{query_id}")
     def update_query(query_id: str, body: QueryUpdate, tenant: Tenant) -> dict[str, Any]:
         """Change any editable field; the version is bumped when what the query detects changes."""
+        admission.check(body)
         query = ctx.queries.update(query_id, body, tenant=tenant)
         log.info("query %s updated to version %d (status %s)", query.id, query.version, query.status)
         return query.public()

@@ -1,0 +1,75 @@
+"""Which URLs the dispatcher may read scene items and images from: an allow-list of schemes and hosts
+(pure, from ``dispatcher.asset_schemes`` and ``dispatcher.asset_hosts``).
+
+Hrefs come from STAC items, which come from whatever catalogs are watched (a query may name its own
+STAC API). Without an allow-list a crafted item could make the dispatcher open local files or probe
+internal HTTP services through GDAL. Local paths count as scheme ``file``. GDAL's virtual file system
+paths (``/vsicurl/…``, ``/vsis3/…``) are refused whatever the list says: through them a "local path"
+reads any URL. GDAL follows HTTP redirects, so an allowed host that redirects elsewhere is trusted
+with that choice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from services.dispatcher.failures import PermanentSceneError
+from services.settings import DispatcherSettings
+
+LOCAL_SCHEME = "file"
+_LOCAL_HOSTS = ("", "localhost")
+
+
+def is_local(href: str) -> bool:
+    """Whether `href` names a local file (a path, or a ``file:`` URL)."""
+    return urlsplit(href).scheme.lower() in ("", LOCAL_SCHEME)
+
+
+@dataclass(frozen=True)
+class AssetPolicy:
+    """Allowed URL schemes (``file`` for local paths) and hosts (empty: any; ``.example.com``: any
+    subdomain of example.com)."""
+
+    schemes: frozenset[str]
+    hosts: tuple[str, ...] = ()
+
+    @classmethod
+    def from_settings(cls, settings: DispatcherSettings) -> AssetPolicy:
+        """The policy of ``dispatcher.asset_schemes`` and ``dispatcher.asset_hosts``."""
+        return cls.allowing(settings.asset_schemes, settings.asset_hosts)
+
+    @classmethod
+    def allowing(cls, schemes: Iterable[str], hosts: Iterable[str] = ()) -> AssetPolicy:
+        """A policy from scheme and host lists (case-insensitive)."""
+        return cls(frozenset(s.lower() for s in schemes), tuple(h.lower() for h in hosts))
+
+    def refusal(self, href: str) -> str | None:
+        """Why reading `href` is not allowed, or None when it is."""
+        if href.lstrip().lower().startswith("/vsi"):
+            return "GDAL virtual file system paths are not accepted as hrefs"
+        parts = urlsplit(href)
+        if is_local(href):
+            if LOCAL_SCHEME not in self.schemes:
+                return f"local files are not allowed (dispatcher.asset_schemes is {sorted(self.schemes)})"
+            if parts.scheme and (parts.hostname or "") not in _LOCAL_HOSTS:
+                return f"file URL names a remote host {parts.hostname!r}"
+            return None
+        scheme = parts.scheme.lower()
+        if scheme not in self.schemes:
+            return f"scheme {scheme!r} is not in dispatcher.asset_schemes {sorted(self.schemes)}"
+        host = (parts.hostname or "").lower()
+        if not host:
+            return "the URL names no host"
+        if self.hosts and not any(
+            host == allowed or (allowed.startswith(".") and host.endswith(allowed)) for allowed in self.hosts
+        ):
+            return f"host {host!r} is not in dispatcher.asset_hosts {list(self.hosts)}"
+        return None
+
+    def check(self, href: str, field: str) -> None:
+        """Raise PermanentSceneError (``url_not_allowed``) naming `field` when `href` is refused."""
+        reason = self.refusal(href)
+        if reason is not None:
+            raise PermanentSceneError("url_not_allowed", f"{field} {href!r}: {reason}")

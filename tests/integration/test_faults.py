@@ -1,0 +1,169 @@
+"""Faults of the infrastructure, each stated and survived on real components.
+
+- A segmenter replica killed while it holds a call's requests: they are sent again, the call returns
+  every result, equal to what an undisturbed segmenter returns.
+- Redis stopped and restarted while scenes flow: the dispatcher stops committing, waits, resumes, and
+  every scene's detections are delivered exactly once.
+
+(The dispatcher killed mid-scene is in test_end_to_end.py; STAC API and imagery faults in
+test_watcher_faults.py and test_dispatcher_bad_inputs.py.)
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from datetime import UTC, datetime
+
+import numpy as np
+import pytest
+import rasterio
+import ray
+import torch
+from ray import serve
+
+from danet.checkpoint import save_checkpoint
+from danet.config import load_preset
+from danet.geo import raster_footprint_crs84
+from danet.model import build_model
+from danet.predict import Predictor
+from services.adapters.kafka_client import ensure_topics, make_producer
+from services.adapters.redis_client import make_redis
+from services.contracts import QueryCreate, SceneMessage, Topics
+from services.dispatcher import Dispatcher
+from services.embedded.redis_server import RedisServer
+from services.segmenter import LocalSegmenter, build_local_segmenter
+from services.segmenter.client import ServeSegmenter
+from services.segmenter.serve_app import build_app
+from services.settings import NamespaceSettings, RedisSettings, SegmenterSettings
+from services.store import DetectionStore, QueryStore
+from tests.support.dispatching import committed_offset, running, wait_committed
+from tests.support.kafka import topic_records
+from tests.support.rasters import aoi_for_pixels, write_rgb_cog
+from tests.support.stac import make_item
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.mark.slow
+def test_a_segmenter_replica_killed_holding_a_call_costs_resends_not_results(
+    ray_local, stack_settings, tmp_path, keys
+):
+    cfg = load_preset("tiny")
+    torch.manual_seed(3)
+    checkpoint = save_checkpoint(tmp_path / "tiny.pt", build_model(cfg, pretrained=False), cfg)
+    segmenter = SegmenterSettings(
+        app_name="replica-kill",
+        checkpoint=checkpoint,
+        device="cpu",
+        # A batch that never fills waits 3 s: the 32 requests sit in the replica, whatever the CPU speed,
+        # when it is killed.
+        max_batch_size=64,
+        batch_wait_timeout_s=3.0,
+    )
+    settings = stack_settings.model_copy(update={"segmenter": segmenter})
+    serve.start(proxy_location="Disabled")
+    handle = serve.run(build_app(settings, keys=keys), name=segmenter.app_name, route_prefix=None)
+    try:
+        remote = ServeSegmenter(handle, timeout_s=180)
+        tiles = np.random.default_rng(1).standard_normal((32, 3, 64, 64)).astype(np.float32)
+        texts = ["the ships in the harbour", "small airplanes"] * 16
+        first_replica = handle.stats.remote().result()["replica"]
+
+        results: list[np.ndarray] = []
+        call = threading.Thread(target=lambda: results.append(remote.segment(tiles, texts)))
+        call.start()
+        time.sleep(1.0)  # the requests are in the replica, waiting for their batch to fill
+        ray.kill(ray.get_actor(first_replica, namespace="serve"), no_restart=True)
+        call.join(timeout=300)
+        assert not call.is_alive(), "the call did not return after the replica was killed"
+
+        assert remote.resent > 0, "no request was lost with the replica: the kill did not hit the call"
+        (probabilities,) = results
+        expected = build_local_segmenter(segmenter).segment(tiles, texts)
+        np.testing.assert_allclose(probabilities, expected, atol=1e-5)
+        assert handle.stats.remote().result()["replica"] != first_replica  # Serve replaced it
+    finally:
+        serve.delete(segmenter.app_name)
+
+
+def test_redis_stopped_and_restarted_while_scenes_flow_loses_and_repeats_nothing(stack_settings, tmp_path):
+    """Fault: the Redis the dispatcher stores into goes away with two scenes in the topic, and comes
+    back (durable: append-only file) 6 s later. Expected: no commit while it is away, the dispatcher
+    keeps running, and after the restart every scene is delivered exactly once (Redis stream and the
+    detections topic), nothing dead-lettered."""
+    tag = uuid.uuid4().hex[:8]
+    redis_dir = tmp_path / "redis"
+    server = RedisServer(redis_dir, durable=True).start()
+    settings = stack_settings.model_copy(
+        update={
+            "redis": RedisSettings(url=server.url, socket_timeout_s=1),
+            "namespace": NamespaceSettings(topic_prefix=f"redis{tag}-", redis_prefix=f"redis-{tag}:"),
+            "dispatcher": stack_settings.dispatcher.model_copy(
+                update={"group_id": f"redis-{tag}", "retry_backoff_s": 0.2}
+            ),
+        }
+    )
+    keys, topics = settings.redis_keys(), settings.topics()
+    ensure_topics(settings.kafka, topics.all())
+    cog = write_rgb_cog(tmp_path / "atlanta.tif")
+    aoi = aoi_for_pixels(cog, (300.5, 400.5), (500.5, 620.5))
+    client = make_redis(settings.redis)
+    query = QueryStore(client, keys).create(
+        QueryCreate(text="the buildings", aoi=aoi, collections=["atlanta"], threshold=0.0)
+    )
+    torch.manual_seed(0)
+    model = build_model(load_preset("tiny"), pretrained=False)
+    segmenter = LocalSegmenter(Predictor(model, input_size=64, batch_size=8), model_name="danet-tiny@faults")
+    dispatcher = Dispatcher(settings, segmenter, keys=keys, topics=topics)
+    producer = make_producer(settings.kafka)
+
+    def produce(item_id: str) -> None:
+        with rasterio.open(cog) as ds:
+            footprint = raster_footprint_crs84(ds.crs, ds.transform, (ds.height, ds.width))
+        item = make_item(item_id, "atlanta", datetime(2024, 6, 1, tzinfo=UTC), footprint)
+        item.assets["visual"].href = str(cog)
+        scene = SceneMessage(
+            collection="atlanta", item_id=item_id, item=item.to_dict(), observed_at=datetime.now(UTC)
+        )
+        producer.send(topics.scenes, key=scene.key.encode(), value=scene.to_bytes()).get(timeout=30)
+
+    group = settings.dispatcher.group_id
+    restarted = None
+    try:
+        with running(dispatcher) as errors:
+            produce("scene-1")
+            wait_committed(settings.kafka, group, topics.scenes, 1, errors)
+
+            server.stop()
+            produce("scene-2")
+            produce("scene-3")
+            time.sleep(6.0)
+            assert not errors, f"the dispatcher died without Redis: {errors!r}"
+            assert committed_offset(settings.kafka, group, topics.scenes) == 1, (
+                "committed what it could not store"
+            )
+
+            restarted = RedisServer(redis_dir, port=server.port, durable=True).start()
+            wait_committed(settings.kafka, group, topics.scenes, 3, errors)
+    finally:
+        producer.close(timeout=10)
+
+    try:
+        stored = DetectionStore(client, keys).list(query.id)
+        assert sorted({d.item_id for d in stored}) == ["scene-1", "scene-2", "scene-3"]
+        stored_ids = sorted(d.id for d in stored)
+        streamed = [f[b"id"].decode() for _, f in client.xrange(keys.detection_stream(query.id))]
+        assert sorted(streamed) == stored_ids, "Redis stream (SSE): each detection exactly once"
+        produced = [
+            json.loads(r.value)["id"]
+            for r in topic_records(settings.kafka.bootstrap_servers, topics.detections)
+        ]
+        assert sorted(produced) == stored_ids, "detections topic: each detection exactly once"
+        assert topic_records(settings.kafka.bootstrap_servers, Topics.dead_letter(topics.scenes)) == []
+    finally:
+        client.close()
+        if restarted is not None:
+            restarted.stop()
