@@ -254,6 +254,9 @@ class ApiSettings(BaseModel):
     max_body_bytes: int = Field(1_048_576, gt=0, description="Larger request bodies are refused (413)")
     # The STAC collections queries may name; None: any valid collection id.
     collections: list[str] | None = None
+    # Hosts a query's own `stac_api` may name although they are loopback or private (the watcher polls
+    # it); any other host must resolve to public addresses only.
+    stac_api_allow_hosts: list[str] = []
     webhook: WebhookSettings = WebhookSettings()
     quicklook: QuicklookSettings = QuicklookSettings()
 

@@ -1,4 +1,5 @@
-"""What the service accepts beyond the Query contract: known collections and reachable webhook URLs.
+"""What the service accepts beyond the Query contract: known collections, and webhook and STAC API URLs
+that are public addresses (the service calls them on the tenant's word).
 
 The contract (services.contracts.query) checks what a query *is*; these checks depend on the deployment
 (``api.collections``, ``api.webhook.allow_hosts``, name resolution), so they run in the API, before
@@ -20,6 +21,9 @@ class QueryAdmission:
     def __init__(self, settings: ApiSettings) -> None:
         self.collections = None if settings.collections is None else frozenset(settings.collections)
         self.webhooks = WebhookUrlPolicy(settings.webhook.allow_hosts)
+        self.stac_apis = WebhookUrlPolicy(
+            settings.stac_api_allow_hosts, what="the watcher", allow_setting="api.stac_api_allow_hosts"
+        )
 
     def check(self, body: QueryCreate | QueryUpdate) -> None:
         """InvalidParameterError for the first field this deployment refuses; None when admissible."""
@@ -27,6 +31,12 @@ class QueryAdmission:
             self._check_collections(body.collections)
         if body.delivery is not None:
             self._check_delivery(body.delivery)
+        stac_api = getattr(body, "stac_api", None)
+        if stac_api is not None:
+            try:
+                self.stac_apis.check(str(stac_api))
+            except WebhookUrlRefusedError as exc:
+                raise InvalidParameterError("stac_api", exc.reason) from None
 
     def _check_collections(self, collections: list[str]) -> None:
         if self.collections is None:

@@ -92,8 +92,13 @@ class WebhookTarget:
 class WebhookUrlPolicy:
     """Checks webhook URLs against the scheme rule, the allow-list and the public-address rule."""
 
-    def __init__(self, allow_hosts: Iterable[str]) -> None:
+    def __init__(
+        self, allow_hosts: Iterable[str], *, what: str = "webhooks", allow_setting: str = ALLOW_SETTING
+    ) -> None:
         self.allow_hosts = frozenset(normalize_host(h) for h in allow_hosts)
+        # The same rules guard other URLs the service calls on a tenant's word (a query's STAC API).
+        self.what = what
+        self.allow_setting = allow_setting
 
     def check(self, url: str) -> WebhookTarget:
         """The target of an acceptable URL; WebhookUrlRefusedError naming the reason otherwise."""
@@ -117,7 +122,7 @@ class WebhookUrlPolicy:
                     shown = host if host == str(address) else f"{host} resolves to {address}, which"
                     article = "an" if kind[0] in "aeiou" else "a"
                     raise WebhookUrlRefusedError(
-                        f"{shown} is {article} {kind} address; webhooks may only reach public addresses "
-                        f"unless the host is listed in {ALLOW_SETTING}"
+                        f"{shown} is {article} {kind} address; {self.what} may only reach public addresses "
+                        f"unless the host is listed in {self.allow_setting}"
                     )
         return WebhookTarget(parsed, host, tuple(addresses))

@@ -51,6 +51,7 @@ def test_the_cluster_defaults_replace_the_local_only_ones(tmp_path, monkeypatch)
     assert settings.api.collections is None
     assert embedded["api"]["collections"] is not None
     assert settings.api.webhook.allow_hosts == []
+    assert settings.api.stac_api_allow_hosts == []
     assert embedded["api"]["webhook"]["allow_hosts"] != []
     assert settings.dispatcher.asset_schemes == ["https"]
     assert settings.kafka.topic_replication_factor == -1

@@ -353,6 +353,22 @@ def test_public_and_allow_listed_webhook_hosts_are_accepted(make_app):
         assert fields["delivery.webhook_url"].startswith("127.0.0.2 is a loopback address")
 
 
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("http://127.0.0.1:8081/stac", "127.0.0.1 is a loopback address; the watcher may only reach public"),
+        ("http://169.254.169.254/stac", "169.254.169.254 is a link-local address"),
+        ("ftp://stac.example.com/", "URL scheme should be 'http' or 'https'"),
+    ],
+)
+def test_a_query_stac_api_into_internal_networks_is_refused(api, redis_client, keys, url, message):
+    before = _stored(redis_client, keys)
+    fields = _fields(api.post("/queries", json=_body(stac_api=url)))
+    assert list(fields) == ["stac_api"]
+    assert message in fields["stac_api"]
+    assert _stored(redis_client, keys) == before
+
+
 def test_a_bad_update_is_refused_and_the_query_is_unchanged(api, redis_client, keys):
     query = api.post("/queries", json=_body(**_webhook("https://1.1.1.1/hook"))).json()
     path = f"/queries/{query['id']}"
