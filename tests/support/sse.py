@@ -10,8 +10,9 @@ import httpx
 class SseSubscriber:
     """Reads ``url`` (an SSE endpoint) in a background thread and keeps every event's id and data.
 
-    Reconnects with ``Last-Event-ID`` when the server ends the response, so a subscriber sees what a
-    browser's EventSource would see.
+    Starts from the stream's first entry (``?from=0``) and reconnects with ``Last-Event-ID`` when the
+    server ends the response or the read times out, so nothing written between two connections is
+    missed (without either, the API starts after the newest entry at connection time).
     """
 
     def __init__(self, url: str, headers: dict[str, str] | None = None) -> None:
@@ -39,7 +40,11 @@ class SseSubscriber:
                 headers["Last-Event-ID"] = self.last_id
             try:
                 with httpx.stream(
-                    "GET", self.url, headers=headers, timeout=httpx.Timeout(10.0, read=2.0)
+                    "GET",
+                    self.url,
+                    headers=headers,
+                    params={"from": "0"},  # Last-Event-ID wins once an event has been seen
+                    timeout=httpx.Timeout(10.0, read=2.0),
                 ) as response:
                     response.raise_for_status()
                     self.connections += 1
