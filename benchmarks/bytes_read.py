@@ -29,25 +29,21 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import numpy as np
 import pystac
 import shapely
-import torch
 from affine import Affine
 from pyproj import CRS, Transformer
 from shapely.geometry import box, mapping
 
-from danet.config import load_preset
 from danet.geo import raster_footprint_crs84
-from danet.model import build_model
-from danet.predict import Predictor
 from services.adapters.redis_client import make_redis
 from services.contracts import Query, QueryCreate, RedisKeys, SceneMessage
 from services.dispatcher import SceneProcessor
 from services.embedded.stack import LocalStack
-from services.segmenter import LocalSegmenter
 from services.settings import DispatcherSettings
 from services.simulator.cog import write_rgb_cog
 from services.simulator.imagery import load_scene, spacenet_tile, vary_radiometry
 from services.store import DetectionStore, QueryStore
 from tests.support.http_files import serve_folder
+from tests.support.segmenters import tiny_segmenter
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -105,9 +101,7 @@ def scene_item(href: str, transform: Affine, crs: str, shape: tuple[int, int], i
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and print the figures."""
     args = parse_args(argv)
-    torch.manual_seed(0)
-    model = build_model(load_preset("tiny"), pretrained=False)
-    segmenter = LocalSegmenter(Predictor(model, input_size=64, batch_size=32), model_name="danet-tiny@bench")
+    segmenter = tiny_segmenter("danet-tiny@bench", batch_size=32)
     with tempfile.TemporaryDirectory(prefix="lookout-bytes-") as folder, LocalStack(["redis"]) as stack:
         root = Path(folder)
         cog, transform, crs, shape = write_mosaic(root / "mosaic.tif", args.repeat)

@@ -18,13 +18,9 @@ from types import SimpleNamespace
 import pystac
 import pytest
 import rasterio
-import torch
 from shapely.geometry import mapping, shape
 
-from danet.config import load_preset
 from danet.geo import raster_footprint_crs84
-from danet.model import build_model
-from danet.predict import Predictor
 from services.adapters.kafka_client import ensure_topics, make_producer
 from services.adapters.redis_client import make_redis
 from services.contracts import ChangeStatus, QueryCreate, RedisKeys, SceneMessage, Topics
@@ -37,6 +33,7 @@ from tests.support.dispatching import dispatcher_of, running, wait_scenes_commit
 from tests.support.http_files import serve_folder
 from tests.support.kafka import topic_records as read_topic
 from tests.support.rasters import aoi_for_pixels, write_rgb_cog
+from tests.support.segmenters import tiny_segmenter
 
 SIZE = 64
 COLLECTION = "spacenet-atlanta"
@@ -66,9 +63,7 @@ def stac_item(cog_href: str, cog: Path, item_id: str, when: datetime, **assets: 
 
 @pytest.fixture(scope="module")
 def segmenter() -> LocalSegmenter:
-    torch.manual_seed(0)
-    model = build_model(load_preset("tiny"), pretrained=False)
-    return LocalSegmenter(Predictor(model, input_size=SIZE, batch_size=8), model_name=MODEL)
+    return tiny_segmenter(MODEL)
 
 
 @pytest.fixture(scope="module")

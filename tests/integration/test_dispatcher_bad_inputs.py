@@ -24,13 +24,9 @@ import pystac
 import pytest
 import rasterio
 import shapely
-import torch
 from shapely.geometry import mapping, shape
 
-from danet.config import load_preset
 from danet.geo import raster_footprint_crs84
-from danet.model import build_model
-from danet.predict import Predictor
 from services.adapters.kafka_client import ensure_topics, make_producer
 from services.adapters.redis_client import make_redis
 from services.contracts import QueryCreate, RedisKeys, SceneMessage, Topics
@@ -43,6 +39,7 @@ from tests.support.faulty_proxy import FaultMode, FaultyProxy
 from tests.support.http_files import serve_folder
 from tests.support.kafka import topic_records
 from tests.support.rasters import aoi_for_pixels, write_geotiff, write_rgb_cog
+from tests.support.segmenters import tiny_segmenter
 
 SIZE = 64
 MODEL = "danet-tiny@bad-inputs"
@@ -56,9 +53,7 @@ WHEN = datetime(2024, 6, 1, 10, tzinfo=UTC)
 
 @pytest.fixture(scope="module")
 def segmenter() -> LocalSegmenter:
-    torch.manual_seed(0)
-    model = build_model(load_preset("tiny"), pretrained=False)
-    return LocalSegmenter(Predictor(model, input_size=SIZE, batch_size=8), model_name=MODEL)
+    return tiny_segmenter(MODEL)
 
 
 @pytest.fixture(scope="module")
@@ -171,20 +166,19 @@ def outcomes(letters: dict[int, dict[str, str]]) -> dict[int, tuple[str, str]]:
     return {offset: (h["error"], h["attempt"]) for offset, h in letters.items()}
 
 
+def standing_query(env, scenes, text: str):
+    """A query over the test AOI of the scene at threshold 0: every covered valid pixel is foreground."""
+    aoi = aoi_for_pixels(scenes.good, AOI_ROWS, AOI_COLS)
+    return env.queries.create(QueryCreate(text=text, aoi=aoi, collections=[COLLECTION], threshold=0.0))
+
+
 def detected_items(env, query) -> set[str]:
     return {d.item_id for d in env.detections.list(query.id)}
 
 
 def test_malformed_kafka_messages_are_dead_lettered_and_the_next_scene_is_processed(env, segmenter, scenes):
     env.configure(asset_schemes=["file"])
-    query = env.queries.create(
-        QueryCreate(
-            text="the buildings",
-            aoi=aoi_for_pixels(scenes.good, AOI_ROWS, AOI_COLS),
-            collections=[COLLECTION],
-            threshold=0.0,
-        )
-    )
+    query = standing_query(env, scenes, "the buildings")
     good = stac_item("good", scenes.good, visual=str(scenes.good))
     valid = json.loads(scene_bytes(good))
     values = [
@@ -221,14 +215,7 @@ def test_unreadable_assets_go_to_the_dead_letter_topic_permanent_at_once_transie
     env, segmenter, scenes
 ):
     env.configure(asset_schemes=["file", "http"], asset_timeout_s=1.0)
-    query = env.queries.create(
-        QueryCreate(
-            text="the roads",
-            aoi=aoi_for_pixels(scenes.good, AOI_ROWS, AOI_COLS),
-            collections=[COLLECTION],
-            threshold=0.0,
-        )
-    )
+    query = standing_query(env, scenes, "the roads")
     flaky_attempts = env.keys.dispatch_attempts(env.settings.dispatcher.group_id, env.topics.scenes, 0, 8)
 
     def during_the_first_attempt(method: str, path: str, body: bytes) -> bool:
@@ -365,14 +352,7 @@ class CountingSegmenter:
 
 def test_band_use_is_reported_and_windows_without_valid_pixels_cost_no_model_time(env, segmenter, scenes):
     env.configure(asset_schemes=["file"])
-    query = env.queries.create(
-        QueryCreate(
-            text="the cars",
-            aoi=aoi_for_pixels(scenes.good, AOI_ROWS, AOI_COLS),
-            collections=[COLLECTION],
-            threshold=0.0,
-        )
-    )
+    query = standing_query(env, scenes, "the cars")
     counting = CountingSegmenter(segmenter)
     processor = SceneProcessor.from_settings(counting, env.detections, env.settings.dispatcher)
 
@@ -400,14 +380,7 @@ def test_band_use_is_reported_and_windows_without_valid_pixels_cost_no_model_tim
 
 def test_asset_and_item_urls_outside_the_allow_list_are_dead_lettered(env, segmenter, scenes):
     env.configure(asset_schemes=["http"], asset_hosts=["127.0.0.1"])
-    query = env.queries.create(
-        QueryCreate(
-            text="the buildings",
-            aoi=aoi_for_pixels(scenes.good, AOI_ROWS, AOI_COLS),
-            collections=[COLLECTION],
-            threshold=0.0,
-        )
-    )
+    query = standing_query(env, scenes, "the buildings")
     with serve_folder(scenes.folder) as (base, _), FaultyProxy(base) as gone:
         gone.fail(FaultMode.error, status=404)
         port = base.rsplit(":", 1)[1]

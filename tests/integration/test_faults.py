@@ -28,13 +28,12 @@ from danet.checkpoint import save_checkpoint
 from danet.config import load_preset
 from danet.geo import raster_footprint_crs84
 from danet.model import build_model
-from danet.predict import Predictor
 from services.adapters.kafka_client import ensure_topics, make_producer
 from services.adapters.redis_client import make_redis
 from services.contracts import QueryCreate, SceneMessage, Topics
 from services.dispatcher import Dispatcher
 from services.embedded.redis_server import RedisServer
-from services.segmenter import LocalSegmenter, build_local_segmenter
+from services.segmenter import build_local_segmenter
 from services.segmenter.client import ServeSegmenter
 from services.segmenter.serve_app import build_app
 from services.settings import NamespaceSettings, RedisSettings, SegmenterSettings
@@ -42,6 +41,7 @@ from services.store import DetectionStore, QueryStore
 from tests.support.dispatching import committed_offset, running, wait_committed
 from tests.support.kafka import topic_records
 from tests.support.rasters import aoi_for_pixels, write_rgb_cog
+from tests.support.segmenters import tiny_segmenter
 from tests.support.stac import make_item
 
 pytestmark = pytest.mark.integration
@@ -114,9 +114,7 @@ def test_redis_stopped_and_restarted_while_scenes_flow_loses_and_repeats_nothing
     query = QueryStore(client, keys).create(
         QueryCreate(text="the buildings", aoi=aoi, collections=["atlanta"], threshold=0.0)
     )
-    torch.manual_seed(0)
-    model = build_model(load_preset("tiny"), pretrained=False)
-    segmenter = LocalSegmenter(Predictor(model, input_size=64, batch_size=8), model_name="danet-tiny@faults")
+    segmenter = tiny_segmenter("danet-tiny@faults")
     dispatcher = Dispatcher(settings, segmenter, keys=keys, topics=topics)
     producer = make_producer(settings.kafka)
 

@@ -4,7 +4,6 @@ HTTP (Starlette's static files serve Range requests, as GDAL needs)."""
 import io
 import json
 import re
-import uuid
 from datetime import UTC, datetime
 
 import pytest
@@ -13,7 +12,6 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from services.adapters.redis_client import make_redis
 from services.api import create_app
 from services.api.quicklook import QuicklookCache, QuicklookUnavailableError, SceneReadError
 from services.api.server import ApiServer
@@ -27,18 +25,6 @@ pytestmark = pytest.mark.integration
 ACQUIRED = datetime(2026, 3, 1, 15, 30, tzinfo=UTC)
 SETTINGS = QuicklookSettings(max_side_px=256, cache_ttl_s=120)
 POLICY = AssetPolicy.allowing(["file", "http", "https"])
-
-
-@pytest.fixture
-def redis_client(stack_settings):
-    client = make_redis(stack_settings.redis)
-    yield client
-    client.close()
-
-
-@pytest.fixture
-def keys():
-    return RedisKeys(prefix=f"quicklook-{uuid.uuid4().hex[:8]}:")
 
 
 def test_a_cached_quicklook_is_served_without_reading_the_scene_again(tmp_path, redis_client, keys):
