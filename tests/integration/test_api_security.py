@@ -9,9 +9,8 @@ docs/hardening-api.md tabulates the answers observed here.
 import argparse
 import json
 import math
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import httpx
 import pytest
@@ -26,6 +25,7 @@ from services.contracts import Detection, QueryCreate
 from services.settings import ApiSettings, WebhookSettings
 from services.store import QueryStore
 from tests.support.detections import make_detection, write_detections
+from tests.support.http_server import BackgroundHttpServer
 
 PEPPER = "tests-only-pepper-0123456789abcdefghij"
 KNOWN = ["lookout-sim", "sentinel-2-l2a"]
@@ -554,7 +554,7 @@ def test_a_tenant_cannot_reach_another_tenants_data_through_any_route(
 
 
 # --- webhook delivery re-checks the URL (DNS rebinding) and connects to the address it checked --------
-class HookReceiver:
+class HookReceiver(BackgroundHttpServer):
     """An HTTP endpoint on 127.0.0.1 that records (Host header, feature id) of every POST it answers."""
 
     def __init__(self) -> None:
@@ -572,18 +572,7 @@ class HookReceiver:
             def log_message(self, format: str, *args: object) -> None:  # keep the test output quiet
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self) -> "HookReceiver":
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join()
+        super().__init__(Handler)
 
 
 def test_delivery_rechecks_the_webhook_host_and_posts_to_the_checked_address(redis_client, keys):

@@ -24,6 +24,7 @@ from services.simulator import SIM_COLLECTION, SceneSimulator, sample_query_aoi
 from services.store import QueryStore
 from services.watcher import StacApiSource, StaticCatalogSource, Watcher
 from services.watcher.highwater import WatchState
+from tests.support.clock import Clock
 from tests.support.kafka import topic_records
 from tests.support.stac import make_collection, make_item
 
@@ -69,19 +70,6 @@ def collection(stack_settings) -> Iterator[tuple[str, StacPublisher]]:
 
 def _item(item_id: str, collection_id: str, when: datetime, footprint=INSIDE) -> pystac.Item:
     return make_item(item_id, collection_id, when, footprint)
-
-
-class Clock:
-    """A settable time source, so backoff and staleness are checked without waiting."""
-
-    def __init__(self) -> None:
-        self.now = datetime.now(UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
 
 
 @pytest.fixture

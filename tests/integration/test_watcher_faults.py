@@ -25,6 +25,7 @@ from services.settings import WatcherSettings
 from services.store import QueryStore
 from services.watcher import StacApiSource, Watcher
 from services.watcher.highwater import WatchState
+from tests.support.clock import Clock
 from tests.support.faulty_proxy import FaultMode, FaultyProxy
 from tests.support.kafka import topic_records
 from tests.support.stac import make_collection, make_item
@@ -48,19 +49,6 @@ def _second_page(method: str, path: str, body: bytes) -> bool:
 
 def _search(method: str, path: str, body: bytes) -> bool:
     return method == "POST" and path.startswith("/search")
-
-
-class Clock:
-    """A settable time source: backoff is checked without waiting."""
-
-    def __init__(self) -> None:
-        self.now = datetime.now(UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
 
 
 class Feed:

@@ -5,7 +5,7 @@ import threading
 import time
 from collections import Counter
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 from fastapi.testclient import TestClient
 
@@ -22,6 +22,7 @@ from services.contracts import QueryCreate
 from services.settings import WebhookSettings
 from services.store import QueryStore
 from tests.support.detections import make_detection, write_detections
+from tests.support.http_server import BackgroundHttpServer
 
 SECRET = "whsec-test"
 SQUARE = {"type": "Polygon", "coordinates": [[[10, 50], [10.1, 50], [10.1, 50.1], [10, 50.1], [10, 50]]]}
@@ -31,7 +32,7 @@ FAST = WebhookSettings(
 )
 
 
-class Receiver:
+class Receiver(BackgroundHttpServer):
     """A webhook endpoint that checks signatures; it can fail the first attempt of each delivery."""
 
     def __init__(self, *, fail_first: bool = False, always_fail: bool = False) -> None:
@@ -63,22 +64,11 @@ class Receiver:
             def log_message(self, format: str, *args: object) -> None:  # keep the test output quiet
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        super().__init__(Handler)
 
     @property
     def url(self) -> str:
-        host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}/hooks/lookout"
-
-    def __enter__(self) -> "Receiver":
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join()
+        return f"http://127.0.0.1:{self.port}/hooks/lookout"
 
 
 def _square(lon: float, lat: float, size: float = 0.005) -> dict:
