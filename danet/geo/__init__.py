@@ -9,6 +9,7 @@ from danet.geo.raster import (
     WindowRead,
     open_image,
     raster_footprint_crs84,
+    stretch_to_uint8,
 )
 from danet.geo.tiling import PixelRegion, TilePlanner, TileWindow, aoi_pixel_region, pad_tile
 from danet.geo.vectorize import (
@@ -37,5 +38,6 @@ __all__ = [
     "pad_tile",
     "polygonize_components",
     "raster_footprint_crs84",
+    "stretch_to_uint8",
     "vectorize_probability",
 ]

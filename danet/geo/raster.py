@@ -54,6 +54,16 @@ def _stretch_limits(bands: np.ndarray, valid: np.ndarray) -> np.ndarray:
     return limits
 
 
+def stretch_to_uint8(bands: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """(bands, H, W) values -> uint8 with the same per-band percentile stretch the model's inputs get,
+    over valid pixels (0 elsewhere): for pictures of a scene (quicklooks, simulated COGs)."""
+    values = bands.astype(np.float64)
+    limits = _stretch_limits(values, valid)
+    low, high = limits[:, 0, None, None], limits[:, 1, None, None]
+    scaled = np.clip((values - low) / (high - low), 0.0, 1.0) * 255.0
+    return np.where(valid[None], np.rint(scaled), 0).astype(np.uint8)
+
+
 def _to_rgb01(bands: np.ndarray, valid: np.ndarray, limits: np.ndarray | None) -> WindowRead:
     """(bands, h, w) raw values -> WindowRead; `limits` None means uint8 data scaled by 1/255."""
     data = bands.astype(np.float32)

@@ -34,10 +34,10 @@ from rasterio.errors import RasterioError
 from rasterio.transform import array_bounds
 from rasterio.warp import reproject
 
+from danet.geo import stretch_to_uint8
 from services.contracts import RedisKeys
 from services.dispatcher.asset_policy import AssetPolicy
 from services.settings import QuicklookSettings
-from services.simulator.imagery import stretch_to_uint8
 
 WEB_MERCATOR = "EPSG:3857"
 CRS84 = "OGC:CRS84"

@@ -21,7 +21,7 @@ from rasterio.transform import array_bounds
 from shapely.geometry import Polygon, box
 from shapely.geometry.polygon import orient
 
-from danet.geo.raster import STRETCH_PERCENTILES
+from danet.geo import stretch_to_uint8
 
 SPACENET_PACKAGE = "solaris"
 SPACENET_TILE = Path("data") / "sample_geotiff.tif"
@@ -69,19 +69,6 @@ class BaseScene:
     def bounds(self) -> Bounds:
         """(left, bottom, right, top) in the scene's CRS."""
         return array_bounds(self.height, self.width, self.transform)
-
-
-def stretch_to_uint8(bands: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """(bands, H, W) values -> uint8 with a per-band percentile stretch over valid pixels (0 elsewhere)."""
-    out = np.zeros(bands.shape, dtype=np.uint8)
-    for i, band in enumerate(bands.astype(np.float64)):
-        values = band[valid]
-        if values.size == 0:
-            continue
-        low, high = np.percentile(values, STRETCH_PERCENTILES)
-        scaled = np.clip((band - low) / max(high - low, 1e-9), 0.0, 1.0) * 255.0
-        out[i] = np.where(valid, np.rint(scaled), 0).astype(np.uint8)
-    return out
 
 
 def load_scene(path: Path) -> BaseScene:
