@@ -196,16 +196,13 @@ def _component(args: argparse.Namespace) -> int:
     elif args.command == "api":
         import uvicorn
 
-        from services.adapters.redis_client import make_redis
         from services.api.app import create_app
         from services.api.metrics import ApiMetrics
         from services.api.webhooks import WebhookDispatcher
 
         # Each API replica also delivers webhooks: replicas share the deliveries as one consumer group.
         metrics = ApiMetrics()
-        webhooks = WebhookDispatcher(
-            make_redis(settings.redis), settings.api.webhook, keys=keys, metrics=metrics
-        )
+        webhooks = WebhookDispatcher.from_settings(settings, keys=keys, metrics=metrics)
         delivering = threading.Thread(target=webhooks.run, args=(stop,), name="webhooks", daemon=True)
         delivering.start()
         try:

@@ -34,11 +34,12 @@ import httpx
 import pydantic
 import redis
 
+from services.adapters.redis_client import make_redis
 from services.api.geojson import GEOJSON
 from services.api.metrics import ApiMetrics
 from services.api.webhook_urls import WebhookUrlPolicy, WebhookUrlRefusedError
 from services.contracts import Detection, Query, RedisKeys
-from services.settings import WebhookSettings
+from services.settings import LookoutSettings, WebhookSettings
 from services.store import QueryStore
 
 log = logging.getLogger(__name__)
@@ -125,6 +126,17 @@ class WebhookDispatcher:
         self._delays = backoff_delays(
             settings.max_attempts, settings.backoff_initial_s, settings.backoff_max_s
         )
+        self._owns_redis = False
+
+    @classmethod
+    def from_settings(
+        cls, settings: LookoutSettings, *, keys: RedisKeys | None = None, metrics: ApiMetrics | None = None
+    ) -> WebhookDispatcher:
+        """A dispatcher over its own client of ``settings.redis`` (closed by :meth:`close`); ``metrics``
+        can be shared with the API's app."""
+        dispatcher = cls(make_redis(settings.redis), settings.api.webhook, keys=keys, metrics=metrics)
+        dispatcher._owns_redis = True
+        return dispatcher
 
     def run(self, stop_event: threading.Event) -> None:
         """Deliver until ``stop_event`` is set; Redis outages are logged and waited out."""
@@ -172,9 +184,11 @@ class WebhookDispatcher:
         return PassReport(delivered, failed)
 
     def close(self) -> None:
-        """Close the HTTP client if this dispatcher made it."""
+        """Close the HTTP and Redis clients this dispatcher made."""
         if self._owns_http:
             self.http.close()
+        if self._owns_redis:
+            self.redis.close()
 
     def _ensure_group(self, stream: str) -> None:
         # Checked every pass (not cached): a stream key that was deleted takes its group with it.

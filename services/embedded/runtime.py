@@ -99,9 +99,7 @@ class EmbeddedRuntime:
         dispatcher = Dispatcher(settings, segmenter, keys=keys, topics=topics)
         self.closers.append(dispatcher.close)
         metrics = ApiMetrics()
-        webhooks = WebhookDispatcher(
-            make_redis(settings.redis), settings.api.webhook, keys=keys, metrics=metrics
-        )
+        webhooks = WebhookDispatcher.from_settings(settings, keys=keys, metrics=metrics)
         self.closers.append(webhooks.close)
         app = create_app(settings, keys=keys, metrics=metrics, components={"watcher": watcher.status})
         self.api = ApiServer(app, settings.api.host, settings.api.port).start()
