@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-import httpx
 import numpy as np
 import pystac
 import rasterio
@@ -37,6 +36,8 @@ from rasterio.warp import reproject
 from danet.geo import stretch_to_uint8
 from services.contracts import RedisKeys
 from services.dispatcher.asset_policy import AssetPolicy
+from services.dispatcher.failures import PermanentSceneError, TransientSceneError
+from services.dispatcher.items import read_text
 from services.settings import QuicklookSettings
 
 WEB_MERCATOR = "EPSG:3857"
@@ -47,6 +48,8 @@ READ_TIMEOUT_S = 30.0
 GDAL_OPTIONS = {"GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR", "GDAL_HTTP_TIMEOUT": str(int(READ_TIMEOUT_S))}
 COORDINATE_DECIMALS = 7
 _REMOTE_SCHEMES = ("http", "https")
+# Dispatcher failure codes that mean "not to be read" rather than "could not be read".
+_REFUSED = frozenset({"url_not_allowed", "item_refused"})
 
 
 class QuicklookUnavailableError(Exception):
@@ -99,17 +102,17 @@ def readable_href(href: str, what: str) -> str:
     return path
 
 
-def load_item(item_href: str) -> dict[str, Any]:
-    """The STAC item JSON at ``item_href`` (a local file or an http(s) URL)."""
-    location = readable_href(item_href, "STAC item href")
+def load_item(item_href: str, policy: AssetPolicy) -> dict[str, Any]:
+    """The STAC item JSON at ``item_href`` (a local file or an http(s) URL), read as the dispatcher
+    reads items: only where ``policy`` allows, every redirect checked again."""
+    readable_href(item_href, "STAC item href")  # absolute, and a file or http(s), as images must be
     try:
-        if location.startswith(("http://", "https://")):
-            response = httpx.get(location, timeout=READ_TIMEOUT_S, follow_redirects=True)
-            response.raise_for_status()
-            item = response.json()
-        else:
-            item = json.loads(Path(location).read_text())
-    except (OSError, httpx.HTTPError, ValueError) as exc:
+        item = json.loads(read_text(item_href, policy, timeout_s=READ_TIMEOUT_S))
+    except PermanentSceneError as exc:
+        if exc.code in _REFUSED:
+            raise QuicklookUnavailableError(f"STAC item href {item_href!r}: {exc}") from exc
+        raise SceneReadError(f"STAC item {item_href}: {exc}") from exc
+    except (TransientSceneError, ValueError) as exc:
         raise SceneReadError(f"STAC item {item_href}: {exc}") from exc
     if not isinstance(item, dict):
         raise SceneReadError(f"STAC item {item_href}: not a JSON object")
@@ -240,7 +243,7 @@ class QuicklookCache:
                 width=int(cached[b"width"]),
                 height=int(cached[b"height"]),
             )
-        item = load_item(self._allowed(item_href, "STAC item href"))
+        item = load_item(item_href, self.policy)
         image = self._allowed(image_href(item, item_href, self.settings.asset_keys), "image href")
         quicklook = render_quicklook(image, self.settings.max_side_px)
         with self.redis.pipeline() as pipe:

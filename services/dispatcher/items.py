@@ -62,8 +62,7 @@ def load_item(scene: SceneMessage, policy: AssetPolicy, *, timeout_s: float) -> 
     if scene.item is not None:
         return scene.item
     href = str(scene.href)
-    policy.check(href, "href")
-    text = _read_local(href) if is_local(href) else _read_url(href, policy, timeout_s)
+    text = read_text(href, policy, timeout_s=timeout_s)
     try:
         item = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -75,6 +74,15 @@ def load_item(scene: SceneMessage, policy: AssetPolicy, *, timeout_s: float) -> 
             "invalid_item", f"item {href}: id {item.get('id')!r} differs from item_id {scene.item_id!r}"
         )
     return item
+
+
+def read_text(href: str, policy: AssetPolicy, *, timeout_s: float) -> str:
+    """The text at `href` (a local path, ``file:`` or http(s) URL), read only where `policy` allows,
+    every HTTP redirect checked again. Raises PermanentSceneError (``url_not_allowed``,
+    ``item_refused``, ``item_not_found``, ``invalid_item``, or an HTTP status's code) or
+    TransientSceneError."""
+    policy.check(href, "href")
+    return _read_local(href) if is_local(href) else _read_url(href, policy, timeout_s)
 
 
 def _read_local(href: str) -> str:
