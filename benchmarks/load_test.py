@@ -27,7 +27,12 @@ from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
-from benchmarks.common import offline_ray_environment, require_loopback_namespace, service_settings
+from benchmarks.common import (
+    offline_ray_environment,
+    pipeline_running,
+    require_loopback_namespace,
+    service_settings,
+)
 
 offline_ray_environment()
 
@@ -40,7 +45,6 @@ from ray import serve
 from services.adapters.stac_client import StacPublisher
 from services.api.app import create_app
 from services.api.server import ApiServer
-from services.dispatcher import Dispatcher
 from services.embedded.stack import LocalStack
 from services.segmenter.client import ServeSegmenter
 from services.segmenter.serve_app import build_app
@@ -48,7 +52,6 @@ from services.settings import LookoutSettings, NamespaceSettings
 from services.simulator import sample_query_aoi
 from services.simulator.cog import write_rgb_cog
 from services.simulator.imagery import footprint_crs84, load_scene, spacenet_tile, vary_radiometry
-from services.watcher import Watcher
 from tests.support.http_files import serve_folder
 from tests.support.sse import SseSubscriber
 from tests.support.stac import make_collection, make_item
@@ -146,22 +149,20 @@ def main(argv: list[str] | None = None) -> int:
                 "api": base.api.model_copy(update={"collections": None}),
             }
         )
-        keys, topics = settings.redis_keys(), settings.topics()
+        keys = settings.redis_keys()
         publisher = StacPublisher(settings.stac.api_url)
         publisher.put_collection(
             make_collection(collection, list(footprint.bounds), datetime(2024, 1, 1, tzinfo=UTC))
         )
 
         ray.init(address="local", num_cpus=args.ray_cpus, include_dashboard=False, log_to_driver=False)
-        stop = threading.Event()
         subscribers: list[SseSubscriber] = []
+        api: ApiServer | None = None
         try:
             serve.start(proxy_location="Disabled")
             serve.run(build_app(settings, keys=keys), name=settings.segmenter.app_name, route_prefix=None)
             segmenter = ServeSegmenter.from_app(settings.segmenter.app_name)
             api = ApiServer(create_app(settings, keys=keys)).start()
-            watcher = Watcher.from_settings(settings, keys=keys, topics=topics)
-            dispatcher = Dispatcher(settings, segmenter, keys=keys, topics=topics)
             query_ids = []
             for i in range(args.queries):
                 created = httpx.post(
@@ -178,15 +179,9 @@ def main(argv: list[str] | None = None) -> int:
                 created.raise_for_status()
                 query_ids.append(created.json()["id"])
                 subscribers.append(SseSubscriber(f"{api.url}/queries/{query_ids[-1]}/stream").start())
-            threads = [
-                threading.Thread(target=watcher.run, args=(stop,), name="watcher"),
-                threading.Thread(target=dispatcher.run, args=(stop,), name="dispatcher"),
-            ]
-            for thread in threads:
-                thread.start()
 
             published: dict[str, float] = {}
-            with serve_folder(Path(folder)) as (base_url, _served):
+            with pipeline_running(settings, segmenter), serve_folder(Path(folder)) as (base_url, _served):
                 start = time.monotonic()
                 for i, cog in enumerate(cogs):
                     time.sleep(max(0.0, start + i * interval_s - time.monotonic()))
@@ -209,9 +204,10 @@ def main(argv: list[str] | None = None) -> int:
                 time.sleep(2.0)  # room for a duplicate to arrive before counting
                 wall_s = time.monotonic() - start
         finally:
-            stop.set()
             for subscriber in subscribers:
                 subscriber.stop()
+            if api is not None:
+                api.stop()
             serve.shutdown()
             ray.shutdown()
             publisher.close()

@@ -22,13 +22,17 @@ import argparse
 import os
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from benchmarks.common import offline_ray_environment, require_loopback_namespace, service_settings
+from benchmarks.common import (
+    offline_ray_environment,
+    pipeline_running,
+    require_loopback_namespace,
+    service_settings,
+)
 
 offline_ray_environment()
 
@@ -39,14 +43,12 @@ from ray import serve
 from services.adapters.kafka_client import ensure_topics
 from services.adapters.redis_client import make_redis
 from services.contracts import QueryCreate
-from services.dispatcher import Dispatcher
 from services.embedded.stack import LocalStack
 from services.segmenter.client import ServeSegmenter
 from services.segmenter.serve_app import build_app
 from services.settings import LookoutSettings, NamespaceSettings
 from services.simulator import SIM_COLLECTION, SceneSimulator, sample_query_aoi
 from services.store import QueryStore
-from services.watcher import Watcher
 from tests.support.dispatching import committed_offset
 
 TEXTS = ("all buildings", "the roads", "the trees along the street", "the parking lots")
@@ -115,31 +117,16 @@ def run_stack(
     settings: LookoutSettings, segmenter: TimedSegmenter, scenes: int, deadline_s: float
 ) -> tuple[float, float]:
     """Watcher + dispatcher over the catalog until every scene is committed: (busy seconds, start-up s)."""
-    keys, topics = settings.redis_keys(), settings.topics()
-    watcher = Watcher.from_settings(settings, keys=keys, topics=topics)
-    dispatcher = Dispatcher(settings, segmenter, keys=keys, topics=topics)
-    stop = threading.Event()
-    threads = [
-        threading.Thread(target=watcher.run, args=(stop,), name="watcher"),
-        threading.Thread(target=dispatcher.run, args=(stop,), name="dispatcher"),
-    ]
+    scenes_topic, group = settings.topics().scenes, settings.dispatcher.group_id
     started = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    try:
+    with pipeline_running(settings, segmenter):
         end = started + deadline_s
-        while committed_offset(settings.kafka, settings.dispatcher.group_id, topics.scenes) < scenes:
+        while committed_offset(settings.kafka, group, scenes_topic) < scenes:
             if time.perf_counter() > end:
-                done = committed_offset(settings.kafka, settings.dispatcher.group_id, topics.scenes)
+                done = committed_offset(settings.kafka, group, scenes_topic)
                 raise TimeoutError(f"only {done} of {scenes} scenes committed in {deadline_s} s")
             time.sleep(0.05)
         finished = time.perf_counter()
-    finally:
-        stop.set()
-        for thread in threads:
-            thread.join(timeout=60)
-        watcher.close()
-        dispatcher.close()
     assert segmenter.first_call is not None
     return finished - segmenter.first_call, segmenter.first_call - started
 
