@@ -166,12 +166,11 @@ def _component(args: argparse.Namespace) -> int:
     from services.settings import load_settings
 
     settings = load_settings()
-    keys, topics = settings.redis_keys(), settings.topics()
     stop = _stop_on_signals()
     if args.command == "watch":
         from services.watcher import Watcher
 
-        watcher = Watcher.from_settings(settings, keys=keys, topics=topics)
+        watcher = Watcher.from_settings(settings)
         try:
             watcher.run(stop)
         finally:
@@ -181,7 +180,7 @@ def _component(args: argparse.Namespace) -> int:
         from services.segmenter.client import ServeSegmenter
 
         segmenter = ServeSegmenter.from_app(settings.segmenter.app_name)
-        dispatcher = Dispatcher(settings, segmenter, keys=keys, topics=topics)
+        dispatcher = Dispatcher(settings, segmenter)
         try:
             dispatcher.run(stop)
         finally:
@@ -191,7 +190,7 @@ def _component(args: argparse.Namespace) -> int:
 
         from services.segmenter.serve_app import build_app
 
-        serve.run(build_app(settings, keys=keys), name=settings.segmenter.app_name, route_prefix=None)
+        serve.run(build_app(settings), name=settings.segmenter.app_name, route_prefix=None)
         stop.wait()
     elif args.command == "api":
         import uvicorn
@@ -202,11 +201,11 @@ def _component(args: argparse.Namespace) -> int:
 
         # Each API replica also delivers webhooks: replicas share the deliveries as one consumer group.
         metrics = ApiMetrics()
-        webhooks = WebhookDispatcher.from_settings(settings, keys=keys, metrics=metrics)
+        webhooks = WebhookDispatcher.from_settings(settings, metrics=metrics)
         delivering = threading.Thread(target=webhooks.run, args=(stop,), name="webhooks", daemon=True)
         delivering.start()
         try:
-            app = create_app(settings, keys=keys, metrics=metrics)
+            app = create_app(settings, metrics=metrics)
             uvicorn.run(app, host=settings.api.host, port=settings.api.port)
         finally:
             stop.set()

@@ -60,7 +60,7 @@ def create_app(
     """
     owned = redis_client is None
     client = make_redis(settings.redis) if redis_client is None else redis_client
-    layout = keys or RedisKeys()
+    layout = keys or settings.redis_keys()
     if tenant is None:
         tenant = settings_tenant(settings, client, layout)
     ctx = ApiContext(

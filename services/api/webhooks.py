@@ -134,7 +134,8 @@ class WebhookDispatcher:
     ) -> WebhookDispatcher:
         """A dispatcher over its own client of ``settings.redis`` (closed by :meth:`close`); ``metrics``
         can be shared with the API's app."""
-        dispatcher = cls(make_redis(settings.redis), settings.api.webhook, keys=keys, metrics=metrics)
+        layout = keys or settings.redis_keys()
+        dispatcher = cls(make_redis(settings.redis), settings.api.webhook, keys=layout, metrics=metrics)
         dispatcher._owns_redis = True
         return dispatcher
 

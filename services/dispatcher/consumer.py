@@ -95,12 +95,12 @@ class Dispatcher:
         self.settings = settings
         self.config = settings.dispatcher
         self.segmenter = segmenter
-        self.topics = topics or Topics()
+        self.topics = topics or settings.topics()
         self._owned_redis = redis_client is None
         self._owned_producer = producer is None
         self.redis = redis_client if redis_client is not None else make_redis(settings.redis)
         self.producer = producer if producer is not None else make_producer(settings.kafka)
-        keys = keys or RedisKeys()
+        keys = keys or settings.redis_keys()
         self.queries = QueryStore(self.redis, keys)
         self.processor = SceneProcessor.from_settings(
             segmenter, DetectionStore(self.redis, keys), self.config

@@ -70,7 +70,6 @@ class EmbeddedRuntime:
             update={"watcher": settings.watcher.model_copy(update={"sources": [str(simulator.catalog_path)]})}
         )
         self.settings = settings
-        keys, topics = settings.redis_keys(), settings.topics()
 
         log.info("starting Ray (%d CPUs) and the segmenter", ray_cpus)
         ray.init(address="local", num_cpus=ray_cpus, include_dashboard=False, log_to_driver=False)
@@ -78,12 +77,12 @@ class EmbeddedRuntime:
         # The dispatcher calls the segmenter through a handle: no HTTP proxy is needed.
         serve.start(proxy_location="Disabled")
         self.closers.append(serve.shutdown)
-        serve.run(build_app(settings, keys=keys), name=settings.segmenter.app_name, route_prefix=None)
+        serve.run(build_app(settings), name=settings.segmenter.app_name, route_prefix=None)
         segmenter = ServeSegmenter.from_app(settings.segmenter.app_name)
 
         redis_client = make_redis(settings.redis)
         self.closers.append(redis_client.close)
-        queries = QueryStore(redis_client, keys)
+        queries = QueryStore(redis_client, settings.redis_keys())
         self.sample_query = queries.create(
             QueryCreate(
                 text=SAMPLE_QUERY_TEXT,
@@ -94,14 +93,14 @@ class EmbeddedRuntime:
         )
         simulator.publish_next()  # the first scene is there before the watcher's first poll
 
-        watcher = Watcher.from_settings(settings, keys=keys, topics=topics)
+        watcher = Watcher.from_settings(settings)
         self.closers.append(watcher.close)
-        dispatcher = Dispatcher(settings, segmenter, keys=keys, topics=topics)
+        dispatcher = Dispatcher(settings, segmenter)
         self.closers.append(dispatcher.close)
         metrics = ApiMetrics()
-        webhooks = WebhookDispatcher.from_settings(settings, keys=keys, metrics=metrics)
+        webhooks = WebhookDispatcher.from_settings(settings, metrics=metrics)
         self.closers.append(webhooks.close)
-        app = create_app(settings, keys=keys, metrics=metrics, components={"watcher": watcher.status})
+        app = create_app(settings, metrics=metrics, components={"watcher": watcher.status})
         self.api = ApiServer(app, settings.api.host, settings.api.port).start()
 
         interval = settings.simulator.interval_s

@@ -136,10 +136,11 @@ def deployment_options(settings: SegmenterSettings) -> dict[str, Any]:
 
 
 def build_app(settings: LookoutSettings, *, keys: RedisKeys | None = None) -> Application:
-    """The segmenter application for ``settings``; ``keys`` give the Redis key prefix (``lookout:``)."""
+    """The segmenter application for ``settings``; ``keys`` (default: ``settings.redis_keys()``, the
+    ``namespace.redis_prefix``) lay out the text-embedding cache in Redis."""
     segmenter = settings.segmenter
     deployment = SegmenterDeployment.options(**deployment_options(segmenter))
-    return deployment.bind(segmenter, settings.redis, keys or RedisKeys())
+    return deployment.bind(segmenter, settings.redis, keys or settings.redis_keys())
 
 
 def app_builder(args: dict[str, Any]) -> Application:

@@ -104,10 +104,10 @@ class Watcher:
         cls, settings: LookoutSettings, *, keys: RedisKeys | None = None, topics: Topics | None = None
     ) -> Watcher:
         """A watcher wired to the configured Redis, Kafka and sources; creates the scenes topic if needed."""
-        topics = topics or Topics()
+        topics = topics or settings.topics()
         ensure_topics(settings.kafka, [topics.scenes])
         client = make_redis(settings.redis)
-        keys = keys or RedisKeys()
+        keys = keys or settings.redis_keys()
         sources = [
             open_source(location, settings.stac, page_size=settings.watcher.page_size)
             for location in default_source_locations(settings)

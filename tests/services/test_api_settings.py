@@ -1,8 +1,11 @@
 """The ``api`` settings: the embedded defaults and what a bad security setting is told."""
 
 import pytest
+import redis
 from pydantic import ValidationError
 
+from services.api.app import create_app
+from services.contracts import RedisKeys
 from services.settings import ApiSettings, load_settings
 
 
@@ -38,3 +41,12 @@ def test_rate_limits_use_the_limits_notation():
     assert ApiSettings(rate_limit=None).rate_limit is None
     with pytest.raises(ValidationError, match="'lots' is not a rate limit such as '600/minute'"):
         ApiSettings(rate_limit="lots")
+
+
+def test_the_api_lays_out_its_redis_keys_under_the_configured_namespace():
+    settings = load_settings(namespace={"topic_prefix": "blue-", "redis_prefix": "blue:"})
+    client = redis.Redis()  # never connected: building the app reads nothing
+    context = create_app(settings, redis_client=client).state.context
+    assert context.keys == RedisKeys(prefix="blue:") == settings.redis_keys()
+    assert context.queries.keys.prefix == "blue:"
+    assert settings.topics().scenes == "blue-scenes"
