@@ -56,6 +56,22 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train_stream(args: argparse.Namespace) -> int:
+    """Train on the endless on-the-fly referring stream (synthetic + real); resumes from --out."""
+    from danet.config import load_preset
+    from danet.stream_training import StreamTrainOptions, train_stream
+
+    cfg = load_preset(args.config, args.set)
+    opts = StreamTrainOptions(
+        out_dir=args.out, max_steps=args.max_steps, batch_size=args.batch_size, lr=args.lr,
+        warmup_steps=args.warmup_steps, seed=args.seed, threads=args.threads,
+        loader_workers=args.loader_workers, checkpoint_every=args.checkpoint_every,
+        val_data=args.val_data, val_every=args.val_every, max_minutes=args.max_minutes, device=args.device,
+    )  # fmt: skip
+    print(json.dumps(train_stream(cfg, opts), indent=2))
+    return 0
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     """Evaluate a checkpoint on a split: the standard table."""
     from torch.utils.data import DataLoader
@@ -258,6 +274,26 @@ def build_parser() -> argparse.ArgumentParser:
         help="trainable: save only tensors training changed (frozen pretrained towers by checksum)",
     )  # fmt: skip
     train.set_defaults(func=cmd_train)
+
+    stream = sub.add_parser("train-stream", help=cmd_train_stream.__doc__)
+    stream.add_argument("--config", required=True, help="preset name (lite, tiny, ...) or YAML path")
+    stream.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="override a preset value"
+    )
+    stream.add_argument("--out", type=Path, required=True, help="run folder (resumes when it holds state.pt)")
+    stream.add_argument("--max-steps", type=int, required=True, help="optimizer steps of the whole run")
+    stream.add_argument("--batch-size", type=int, default=8)
+    stream.add_argument("--lr", type=float, help="learning rate (default: the preset's)")
+    stream.add_argument("--warmup-steps", type=int, default=100)
+    stream.add_argument("--seed", type=int, default=0)
+    stream.add_argument("--threads", type=int, help="torch threads of the training step (default: torch's)")
+    stream.add_argument("--loader-workers", type=int, default=1, help="processes drawing samples")
+    stream.add_argument("--checkpoint-every", type=int, default=200)
+    stream.add_argument("--val-data", type=Path, help="dataset whose val split is scored during training")
+    stream.add_argument("--val-every", type=int, default=500)
+    stream.add_argument("--max-minutes", type=float, help="stop (and save) after this wall time")
+    stream.add_argument("--device", default="auto")
+    stream.set_defaults(func=cmd_train_stream)
 
     ev = sub.add_parser("eval", help=cmd_eval.__doc__)
     ev.add_argument("--checkpoint", type=Path, required=True)

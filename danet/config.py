@@ -95,6 +95,14 @@ class BackboneConfig(_Strict):
     kind: Literal["swin", "efficientnet_lite0"]
     swin: SwinConfig | None = None
     weights: WeightsSource | None = None
+    frozen_stages: Annotated[int, Field(ge=0, le=NUM_STAGES)] = Field(
+        0,
+        description=(
+            "Leading stages kept frozen (weights and BatchNorm statistics as pretrained): 0 = none, "
+            "1 = stem + stage 0, 2 = stem + stages 0-1, ... Early stages hold generic edges and textures; "
+            "freezing them roughly halves a CPU training step."
+        ),
+    )
 
     @model_validator(mode="after")
     def _swin_section_matches_kind(self) -> Self:
@@ -147,6 +155,14 @@ class FusionConfig(_Strict):
 
     pwam_heads: tuple[PositiveInt, PositiveInt, PositiveInt, PositiveInt] = (1, 1, 1, 1)
     dropout: Probability = 0.0
+    coords: bool = Field(
+        False,
+        description=(
+            "Add a learnt embedding of each pixel's normalised (x, y) to the pixel tokens PWAM attends from, "
+            "so spatial words ('left', 'upper right') can match image regions (CoordConv-style, as early "
+            "referring-segmentation models did); a convolutional backbone alone barely knows where it is."
+        ),
+    )
 
 
 class AffinityConfig(_Strict):
@@ -199,6 +215,7 @@ class DecoderConfig(_Strict):
     """LAVT SimpleDecoding width (LAVT: half the last stage width, 512 for Swin-B)."""
 
     hidden: PositiveInt = 512
+    coords: bool = Field(False, description="Concatenate (x, y) coordinate channels to each decoder step.")
 
 
 class LossConfig(_Strict):

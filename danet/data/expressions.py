@@ -201,3 +201,34 @@ def _at(location: str, obj: ObjectFacts, tol: Tolerance) -> bool:
     if len(words) == 2:
         return sides[vertical[words[0]]] and sides[words[1]]
     return sides[location]
+
+
+_SIDE_SWAPS = {"flip_x": {"left": "right", "right": "left"}, "flip_y": {"top": "bottom", "bottom": "top"}}
+_TRANSPOSE = {"left": "top", "top": "left", "right": "bottom", "bottom": "right"}
+_CORNER_WORDS = {"upper": "top", "lower": "bottom", "top": "upper", "bottom": "lower"}
+
+
+def moved(expression: Expression, *, transpose: bool, flip_x: bool, flip_y: bool) -> Expression:
+    """The expression that stays true after a symmetry of the square image.
+
+    The image is first transposed (``image.transpose(1, 0, 2)``: x and y swap), then mirrored left-right
+    (``flip_x``) and/or top-bottom (``flip_y``): all eight flips and quarter turns. Class, size and
+    plurality do not change; "center" stays; sides and corners move with the pixels. The thresholds of
+    `denotation` are symmetric, so an unambiguous expression stays unambiguous.
+    """
+    if expression.location is None or expression.location == "center":
+        return expression
+    words = expression.location.split()
+    sides = [_CORNER_WORDS.get(words[0], words[0]), *words[1:]] if len(words) == 2 else words
+    if transpose:
+        sides = [_TRANSPOSE[s] for s in sides]
+    for flag, swaps in _SIDE_SWAPS.items():
+        if {"flip_x": flip_x, "flip_y": flip_y}[flag]:
+            sides = [swaps.get(s, s) for s in sides]
+    if len(sides) == 1:
+        location = sides[0]
+    else:
+        vertical = next(s for s in sides if s in ("top", "bottom"))
+        horizontal = next(s for s in sides if s in ("left", "right"))
+        location = f"{_CORNER_WORDS[vertical]} {horizontal}"
+    return Expression(expression.category, plural=expression.plural, size=expression.size, location=location)

@@ -50,6 +50,23 @@ class DANet(nn.Module):
         self.agent = agent
         self.decoder = decoder
 
+    def frozen_modules(self) -> list[nn.Module]:
+        """Modules that keep their pretrained weights and statistics: a frozen text tower, and the stem plus
+        the first ``backbone.frozen_stages`` stages."""
+        frozen: list[nn.Module] = [self.text] if self.cfg.text.freeze else []
+        count = self.cfg.backbone.frozen_stages
+        if count:
+            frozen += [self.encoder.visual.stem, *self.encoder.visual.stages[:count]]
+        return frozen
+
+    def train(self, mode: bool = True) -> DANet:
+        """Like ``nn.Module.train``, but frozen modules stay in eval mode (BatchNorm statistics and
+        dropout as pretrained; cached text features stay valid)."""
+        super().train(mode)
+        for module in self.frozen_modules():
+            module.eval()
+        return self
+
     def tokenize(self, texts: list[str]) -> tuple[Tensor, Tensor]:
         """Expressions -> (input_ids, attention_mask), LongTensor (B, max_tokens), padded and truncated."""
         return self.text.tokenize(texts)
@@ -115,5 +132,8 @@ def build_model(cfg: DANetConfig, *, pretrained: bool = True) -> DANet:
         if align.agent.enabled
         else None
     )
-    decoder = SimpleDecoder(channels, cfg.decoder.hidden)
-    return DANet(cfg, text, encoder, affinity, agent, decoder)
+    decoder = SimpleDecoder(channels, cfg.decoder.hidden, coords=cfg.decoder.coords)
+    model = DANet(cfg, text, encoder, affinity, agent, decoder)
+    for module in model.frozen_modules():
+        module.requires_grad_(False)
+    return model

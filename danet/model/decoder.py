@@ -8,6 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from danet.model.coords import coordinate_channels
+
 
 def _conv_bn_relu(in_channels: int, out_channels: int) -> nn.Sequential:
     return nn.Sequential(
@@ -23,14 +25,20 @@ class SimpleDecoder(nn.Module):
     Sizes are taken from the inputs (bilinear, ``align_corners=True`` as LAVT), nothing is hard-coded.
     """
 
-    def __init__(self, channels: Sequence[int], hidden: int, num_classes: int = 2) -> None:
+    def __init__(
+        self, channels: Sequence[int], hidden: int, num_classes: int = 2, *, coords: bool = False
+    ) -> None:
         super().__init__()
+        self.coords = coords
+        extra = 2 if coords else 0  # (x, y) channels appended to each step's input
         coarse_to_fine = list(channels)[::-1]
         in_channels = coarse_to_fine[0]
         steps = []
         for finer in coarse_to_fine[1:]:
             steps.append(
-                nn.Sequential(_conv_bn_relu(in_channels + finer, hidden), _conv_bn_relu(hidden, hidden))
+                nn.Sequential(
+                    _conv_bn_relu(in_channels + finer + extra, hidden), _conv_bn_relu(hidden, hidden)
+                )
             )
             in_channels = hidden
         self.steps = nn.ModuleList(steps)
@@ -43,5 +51,6 @@ class SimpleDecoder(nn.Module):
         for step, skip in zip(self.steps, finest_first[-2::-1], strict=True):
             if x.shape[-2:] != skip.shape[-2:]:
                 x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=True)
-            x = step(torch.cat([x, skip], dim=1))
+            parts = [x, skip, coordinate_channels(skip)] if self.coords else [x, skip]
+            x = step(torch.cat(parts, dim=1))
         return self.classifier(x)

@@ -98,8 +98,13 @@ class StageFusion(nn.Module):
         self.gate = LanguageGate(dim) if feeds_next_stage else None
         self.norm = nn.LayerNorm(dim)
 
-    def forward(self, pixels: Tensor, words: Tensor, word_mask: Tensor) -> tuple[Tensor | None, Tensor]:
-        """(B, N, C) tokens -> (next-stage tokens, or None for the last stage; decoder tokens)."""
-        fused = self.pwam(pixels, words, word_mask)
+    def forward(
+        self, pixels: Tensor, words: Tensor, word_mask: Tensor, *, position: Tensor | None = None
+    ) -> tuple[Tensor | None, Tensor]:
+        """(B, N, C) tokens -> (next-stage tokens, or None for the last stage; decoder tokens).
+
+        ``position`` (1 or B, N, C), if given, is added to the tokens PWAM sees (see ``fusion.coords``).
+        """
+        fused = self.pwam(pixels if position is None else pixels + position, words, word_mask)
         updated = pixels + self.gate(fused) * fused if self.gate is not None else None
         return updated, self.norm(fused)

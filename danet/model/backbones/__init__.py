@@ -8,6 +8,7 @@ from danet.config import BackboneConfig, FusionConfig
 from danet.model.backbones.efficientnet import efficientnet_lite0_stages
 from danet.model.backbones.stages import VisualStages
 from danet.model.backbones.swin import swin_stages
+from danet.model.coords import CoordinateEmbedding
 from danet.model.fusion import StageFusion
 
 __all__ = ["LanguageAwareEncoder", "VisualStages", "build_encoder", "build_visual_stages"]
@@ -16,7 +17,9 @@ __all__ = ["LanguageAwareEncoder", "VisualStages", "build_encoder", "build_visua
 class LanguageAwareEncoder(nn.Module):
     """Run each visual stage, then fuse it with the words (PWAM + gate); collect the decoder inputs.
 
-    Returns the four decoder inputs ``LayerNorm(F_i)`` as (B, C_i, H_i, W_i) maps at strides 4-32.
+    Returns the four decoder inputs ``LayerNorm(F_i)`` as (B, C_i, H_i, W_i) maps at strides 4-32. With
+    ``cfg.coords`` PWAM attends from ``x + E_i(coords)`` (where the pixel is) while the stage output keeps
+    the gated update on ``x`` itself.
     """
 
     def __init__(self, visual: VisualStages, text_dim: int, cfg: FusionConfig) -> None:
@@ -26,6 +29,9 @@ class LanguageAwareEncoder(nn.Module):
         self.fusions = nn.ModuleList(
             StageFusion(dim, text_dim, heads, cfg.dropout, feeds_next_stage=i < last)
             for i, (dim, heads) in enumerate(zip(visual.channels, cfg.pwam_heads, strict=True))
+        )
+        self.coords = (
+            nn.ModuleList(CoordinateEmbedding(dim) for dim in visual.channels) if cfg.coords else None
         )
 
     @property
@@ -37,11 +43,13 @@ class LanguageAwareEncoder(nn.Module):
         """``images`` (B, 3, H, W), ``words`` (B, L, Ct), ``word_mask`` (B, L) -> four NCHW maps."""
         x = self.visual.stem(images)
         outputs = []
-        for stage, fusion in zip(self.visual.stages, self.fusions, strict=True):
+        for i, (stage, fusion) in enumerate(zip(self.visual.stages, self.fusions, strict=True)):
             x = stage(x)
             tokens = x if self.visual.channels_last else x.permute(0, 2, 3, 1)
             batch, height, width, dim = tokens.shape
-            updated, decoder_in = fusion(tokens.reshape(batch, height * width, dim), words, word_mask)
+            pixels = tokens.reshape(batch, height * width, dim)
+            position = None if self.coords is None else self.coords[i](height, width, pixels)
+            updated, decoder_in = fusion(pixels, words, word_mask, position=position)
             if updated is not None:
                 updated = updated.reshape(batch, height, width, dim)
                 x = updated if self.visual.channels_last else updated.permute(0, 3, 1, 2)
