@@ -72,6 +72,23 @@ def cmd_train_stream(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_stac_item(args: argparse.Namespace) -> int:
+    """Describe a checkpoint as a STAC Item with the Machine Learning Model (mlm) extension."""
+    from danet.model_item import model_item
+
+    metrics = json.loads(args.metrics.read_text()) if args.metrics else None
+    item = model_item(
+        args.checkpoint, item_id=args.id or args.checkpoint.stem, gsd_m=args.gsd,
+        description=args.description, metrics=metrics, card=args.card,
+    )  # fmt: skip
+    text = json.dumps(item, indent=2) + "\n"
+    if args.out:
+        args.out.write_text(text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     """Evaluate a checkpoint on a split: the standard table."""
     from torch.utils.data import DataLoader
@@ -294,6 +311,16 @@ def build_parser() -> argparse.ArgumentParser:
     stream.add_argument("--max-minutes", type=float, help="stop (and save) after this wall time")
     stream.add_argument("--device", default="auto")
     stream.set_defaults(func=cmd_train_stream)
+
+    item = sub.add_parser("stac-item", help=cmd_stac_item.__doc__)
+    item.add_argument("--checkpoint", type=Path, required=True)
+    item.add_argument("--gsd", type=float, required=True, help="ground sample distance the model expects (m)")
+    item.add_argument("--id", help="item id (default: the checkpoint's file stem)")
+    item.add_argument("--description", default="DANet referring remote-sensing segmentation model")
+    item.add_argument("--metrics", type=Path, help="JSON file of metrics to record (e.g. danet eval --json)")
+    item.add_argument("--card", help="href of the model card (relative to the item)")
+    item.add_argument("--out", type=Path, help="write the item here (default: stdout)")
+    item.set_defaults(func=cmd_stac_item)
 
     ev = sub.add_parser("eval", help=cmd_eval.__doc__)
     ev.add_argument("--checkpoint", type=Path, required=True)
