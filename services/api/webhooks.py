@@ -1,11 +1,17 @@
 """Webhook delivery: each query's detection stream, consumed by a Redis consumer group, POSTed signed.
 
 For every query with ``delivery.webhook_url`` the dispatcher reads the query's Redis Stream through the
-consumer group ``webhook`` and POSTs each detection's GeoJSON Feature with the headers
+consumer group ``webhook`` and POSTs each detection's GeoJSON Feature, signed per Standard Webhooks
+(https://www.standardwebhooks.com, with the ``standardwebhooks`` reference library) with the headers
 
-- ``X-Lookout-Signature: sha256=<hex HMAC-SHA256 of the body, keyed with delivery.webhook_secret>``,
-- ``X-Lookout-Delivery: <stream entry id>`` (stable across retries: receivers deduplicate on it),
-- ``X-Lookout-Query: <query id>``.
+- ``webhook-id: <query id>:<stream entry id>`` (the same on every attempt: receivers deduplicate on it),
+- ``webhook-timestamp: <Unix seconds of this attempt>``,
+- ``webhook-signature: v1,<base64 HMAC-SHA256 of "<webhook-id>.<webhook-timestamp>.<body>">``, keyed
+  with :meth:`services.contracts.Delivery.webhook_key`,
+- ``X-Lookout-Query: <query id>`` (not signed; the Feature's ``properties.query_id`` is).
+
+Each attempt is signed afresh, so a receiver that refuses timestamps outside a tolerance window (the
+reference verifiers: 5 minutes) accepts late retries and refuses a captured delivery replayed later.
 
 Before every attempt the URL is checked again (services.api.webhook_urls: http(s) only; a host not on
 ``allow_hosts`` must resolve to public addresses only) and the POST goes to the address just checked, so
@@ -16,23 +22,25 @@ lost: after a restart the consumer first re-reads its own pending entries (XREAD
 entries that failed every attempt -- or that a crashed consumer held -- are claimed again (XAUTOCLAIM)
 once idle for ``redeliver_after_s``.
 Each failed delivery is recorded in ``RedisKeys.webhook_failures(query_id)`` and counted in metrics.
-Delivery is at-least-once; ``X-Lookout-Delivery`` makes it idempotent for the receiver.
+Delivery is at-least-once; ``webhook-id`` makes it idempotent for the receiver.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import logging
+import math
 import socket
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import pydantic
 import redis
+from standardwebhooks import Webhook
 
 from services.adapters.redis_client import make_redis
 from services.api.geojson import GEOJSON
@@ -45,8 +53,9 @@ from services.store import QueryStore
 log = logging.getLogger(__name__)
 
 WEBHOOK_GROUP = "webhook"
-SIGNATURE_HEADER = "X-Lookout-Signature"
-DELIVERY_HEADER = "X-Lookout-Delivery"
+ID_HEADER = "webhook-id"
+TIMESTAMP_HEADER = "webhook-timestamp"
+SIGNATURE_HEADER = "webhook-signature"
 QUERY_HEADER = "X-Lookout-Query"
 READ_COUNT = 100
 FAILURES_MAXLEN = 10_000
@@ -59,14 +68,19 @@ def _stream_order(entry_id: bytes) -> tuple[int, ...]:
     return tuple(int(part) for part in entry_id.split(b"-"))
 
 
-def sign(body: bytes, secret: str) -> str:
-    """The signature header value: ``sha256=`` + hex HMAC-SHA256 of ``body`` keyed with ``secret``."""
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+def delivery_id(query_id: str, entry_id: str) -> str:
+    """The ``webhook-id`` of one detection: unique across queries (stream entry ids are per stream)."""
+    return f"{query_id}:{entry_id}"
 
 
-def verify_signature(body: bytes, secret: str, header: str | None) -> bool:
-    """What a receiver checks: the header matches the body's signature (constant-time comparison)."""
-    return header is not None and hmac.compare_digest(sign(body, secret), header)
+def signed_headers(key: bytes, msg_id: str, body: bytes, now: datetime) -> dict[str, str]:
+    """The Standard Webhooks headers of one attempt: ``msg_id`` and ``body`` signed at ``now``."""
+    timestamp = now.astimezone(UTC)  # the library reads the datetime as UTC
+    return {
+        ID_HEADER: msg_id,
+        TIMESTAMP_HEADER: str(math.floor(timestamp.timestamp())),
+        SIGNATURE_HEADER: Webhook(key).sign(msg_id, timestamp, body.decode()),
+    }
 
 
 def backoff_delays(max_attempts: int, initial_s: float, max_s: float) -> list[float]:
@@ -110,6 +124,7 @@ class WebhookDispatcher:
         http: httpx.Client | None = None,
         consumer: str | None = None,
         group: str = WEBHOOK_GROUP,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.redis = client
         self.settings = settings
@@ -122,6 +137,7 @@ class WebhookDispatcher:
         # A stable name (the host) lets a restarted dispatcher find its own pending entries at once.
         self.consumer = consumer or socket.gethostname()
         self.group = group
+        self.clock = clock or (lambda: datetime.now(UTC))
         self._recovered: set[str] = set()
         self._delays = backoff_delays(
             settings.max_attempts, settings.backoff_initial_s, settings.backoff_max_s
@@ -249,18 +265,14 @@ class WebhookDispatcher:
             self.redis.xack(stream, self.group, entry_id)
             return False
         url = str(query.delivery.webhook_url)
-        secret = query.delivery.webhook_secret.get_secret_value()
+        key = query.delivery.webhook_key()
         body = json.dumps(feature, separators=(",", ":")).encode()
-        headers = {
-            "Content-Type": GEOJSON,
-            SIGNATURE_HEADER: sign(body, secret),
-            DELIVERY_HEADER: entry_id,
-            QUERY_HEADER: query.id,
-        }
+        msg_id = delivery_id(query.id, entry_id)
+        headers = {"Content-Type": GEOJSON, QUERY_HEADER: query.id}
         attempt = 0
         while True:
             attempt += 1
-            result = self._post(url, body, headers)
+            result = self._post(url, body, headers | signed_headers(key, msg_id, body, self.clock()))
             if result.delivered:
                 self.redis.xack(stream, self.group, entry_id)
                 self.metrics.webhook_deliveries.inc()

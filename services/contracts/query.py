@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import re
 import uuid
@@ -28,6 +30,7 @@ _COLLECTION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
 # draws every AOI edge (straight in lon/lat). pyproj transformers are thread-safe (pyproj >= 3.1).
 _EQUAL_AREA = Transformer.from_crs("EPSG:4326", "+proj=cea +datum=WGS84 +units=m", always_xy=True)
 AREA_SEGMENT_DEG = 0.25
+WEBHOOK_SECRET_PREFIX = "whsec_"  # the Standard Webhooks form of a secret: whsec_<base64 of the key>
 
 AOI = Annotated[Polygon | MultiPolygon, Field(discriminator="type")]
 
@@ -53,14 +56,45 @@ class Delivery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     webhook_url: HttpUrl | None = None
-    webhook_secret: SecretStr | None = Field(None, description="HMAC-SHA256 key for the signature header")
+    webhook_secret: SecretStr | None = Field(
+        None,
+        description="Standard Webhooks signing secret: `whsec_<base64>` (the key is the decoded bytes) "
+        "or any other non-empty string (the key is its UTF-8 bytes)",
+    )
     kafka: bool = True
 
     @model_validator(mode="after")
     def _secret_with_url(self) -> Delivery:
         if self.webhook_url is not None and self.webhook_secret is None:
             raise ValueError("webhook_secret is required with webhook_url (deliveries are HMAC-signed)")
+        if self.webhook_secret is not None:
+            self.webhook_key()  # a secret no key can be made of is refused here, not at delivery
         return self
+
+    def webhook_key(self) -> bytes:
+        """The HMAC-SHA256 key deliveries are signed with (Standard Webhooks).
+
+        A secret in the Standard Webhooks form ``whsec_<base64>`` stands for the decoded bytes, as every
+        Standard Webhooks library reads it (``standardwebhooks.Webhook(secret)``); any other secret's key
+        is its UTF-8 bytes (``standardwebhooks.Webhook(secret.encode())``).
+        """
+        if self.webhook_secret is None:
+            raise ValueError("no webhook_secret")
+        secret = self.webhook_secret.get_secret_value()
+        if not secret.startswith(WEBHOOK_SECRET_PREFIX):
+            if not secret:
+                raise ValueError("webhook_secret must not be empty")
+            return secret.encode()
+        encoded = secret.removeprefix(WEBHOOK_SECRET_PREFIX)
+        try:
+            # Unpadded base64 is accepted, as the Standard Webhooks libraries accept it.
+            key = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
+        except binascii.Error as exc:
+            prefix = WEBHOOK_SECRET_PREFIX
+            raise ValueError(f"webhook_secret: a {prefix} secret must be base64 ({exc})") from None
+        if not key:
+            raise ValueError(f"webhook_secret: the {WEBHOOK_SECRET_PREFIX} secret holds no key bytes")
+        return key
 
 
 def aoi_geometry(aoi: Polygon | MultiPolygon) -> BaseGeometry:

@@ -1,30 +1,27 @@
-"""Webhook delivery against a real Redis and a real HTTP receiver on 127.0.0.1."""
+"""Webhook delivery against a real Redis and a real HTTP receiver on 127.0.0.1, which verifies every
+delivery with the Standard Webhooks reference library, as a receiver would (not with Lookout's code)."""
 
-import json
 import threading
 import time
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler
 
 from fastapi.testclient import TestClient
+from standardwebhooks import Webhook
+from standardwebhooks.webhooks import WebhookVerificationError
 
 from services.api import WebhookDispatcher, create_app
 from services.api.metrics import ApiMetrics
-from services.api.webhooks import (
-    DELIVERY_HEADER,
-    QUERY_HEADER,
-    SIGNATURE_HEADER,
-    WEBHOOK_GROUP,
-    verify_signature,
-)
+from services.api.webhooks import WEBHOOK_GROUP
 from services.contracts import QueryCreate
 from services.settings import WebhookSettings
 from services.store import QueryStore
 from tests.support.detections import make_detection, write_detections
 from tests.support.http_server import BackgroundHttpServer
 
-SECRET = "whsec-test"
+# A secret in the Standard Webhooks form (the spec's example), so the receiver passes it as it is.
+SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 SQUARE = {"type": "Polygon", "coordinates": [[[10, 50], [10.1, 50], [10.1, 50.1], [10, 50.1], [10, 50]]]}
 # The receivers listen on loopback, which only an allow-listed host may reach.
 FAST = WebhookSettings(
@@ -33,30 +30,32 @@ FAST = WebhookSettings(
 
 
 class Receiver(BackgroundHttpServer):
-    """A webhook endpoint that checks signatures; it can fail the first attempt of each delivery."""
+    """A webhook endpoint that verifies signatures; it can fail the first attempt of each delivery."""
 
     def __init__(self, *, fail_first: bool = False, always_fail: bool = False) -> None:
         self.fail_first = fail_first
         self.always_fail = always_fail
         self.attempts: Counter[str] = Counter()
-        self.delivered: list[tuple[str, str, dict]] = []  # (delivery id, query id, feature)
-        self.bad_signatures = 0
+        self.delivered: list[tuple[str, str, dict]] = []  # (webhook-id, query id, feature)
+        self.refused: list[str] = []  # why the verifier refused a request
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
-                if not verify_signature(body, SECRET, self.headers[SIGNATURE_HEADER]):
-                    receiver.bad_signatures += 1
+                try:
+                    feature = Webhook(SECRET).verify(body, dict(self.headers))
+                except WebhookVerificationError as exc:
+                    receiver.refused.append(str(exc))
                     self.send_response(401)
                 else:
-                    delivery = self.headers[DELIVERY_HEADER]
+                    delivery = self.headers["webhook-id"]
                     receiver.attempts[delivery] += 1
                     failing = receiver.always_fail or (
                         receiver.fail_first and receiver.attempts[delivery] == 1
                     )
                     if not failing:
-                        receiver.delivered.append((delivery, self.headers[QUERY_HEADER], json.loads(body)))
+                        receiver.delivered.append((delivery, self.headers["X-Lookout-Query"], feature))
                     self.send_response(500 if failing else 204)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
@@ -121,8 +120,8 @@ def test_each_detection_is_delivered_once_after_a_retry(stack_settings, redis_cl
 
     assert (report.delivered, report.failed) == (2, 0)
     assert (again.delivered, again.failed) == (0, 0)
-    assert receiver.bad_signatures == 0
-    entry_ids = [i.decode() for i, _ in redis_client.xrange(keys.detection_stream(query.id))]
+    assert receiver.refused == []
+    entry_ids = [f"{query.id}:{i.decode()}" for i, _ in redis_client.xrange(keys.detection_stream(query.id))]
     assert [d for d, _, _ in receiver.delivered] == entry_ids
     assert [f["id"] for _, _, f in receiver.delivered] == [d.id for d in detections]
     assert {q for _, q, _ in receiver.delivered} == {query.id}
@@ -134,6 +133,27 @@ def test_each_detection_is_delivered_once_after_a_retry(stack_settings, redis_cl
         text = api.get("/metrics").text
     assert "lookout_webhook_deliveries_total 2.0" in text
     assert 'lookout_webhook_retries_total{reason="status"} 2.0' in text
+
+
+def test_a_delivery_replayed_after_the_tolerance_window_is_refused_by_the_verifier(redis_client, keys):
+    # A dispatcher whose clock is 6 minutes behind sends what a delivery captured 6 minutes ago and
+    # replayed now looks like: a valid signature over an old timestamp.
+    captured_at = datetime.now(UTC) - timedelta(minutes=6)
+    with Receiver() as receiver:
+        query, _ = _query_with_detections(redis_client, keys, receiver.url, count=1)
+        replayer = WebhookDispatcher(
+            redis_client, FAST, keys=keys, consumer="api-1", clock=lambda: captured_at
+        )
+        try:
+            report = replayer.run_once()
+        finally:
+            replayer.close()
+    assert (report.delivered, report.failed) == (0, 1)
+    assert receiver.refused == ["Message timestamp too old"]  # a 401 is final: one attempt
+    assert receiver.delivered == []
+    failures = [f for _, f in redis_client.xrange(keys.webhook_failures(query.id))]
+    assert [(f[b"reason"], f[b"detail"]) for f in failures] == [(b"status", b"HTTP 401")]
+    assert _pending(redis_client, keys, query) == 1
 
 
 def test_failed_deliveries_stay_pending_and_are_redelivered_after_a_restart(redis_client, keys):

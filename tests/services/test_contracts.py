@@ -6,6 +6,7 @@ import pytest
 from pydantic import ValidationError
 
 from services.contracts import (
+    Delivery,
     Detection,
     Query,
     QueryCreate,
@@ -62,6 +63,21 @@ def _error_fields(exc: ValidationError) -> list[str]:
         ),
         ({"aoi": {"type": "Point", "coordinates": [0, 0]}}, "aoi", "does not match any of the expected tags"),
         ({"delivery": {"webhook_url": "https://example.org/hook"}}, "delivery", "webhook_secret is required"),
+        (
+            {"delivery": {"webhook_url": "https://example.org/hook", "webhook_secret": ""}},
+            "delivery",
+            "webhook_secret must not be empty",
+        ),
+        (
+            {"delivery": {"webhook_url": "https://example.org/hook", "webhook_secret": "whsec_not base64!"}},
+            "delivery",
+            "a whsec_ secret must be base64",
+        ),
+        (
+            {"delivery": {"webhook_url": "https://example.org/hook", "webhook_secret": "whsec_"}},
+            "delivery",
+            "holds no key bytes",
+        ),
     ],
 )
 def test_bad_queries_are_refused_with_field_and_reason(overrides, field, reason):
@@ -86,6 +102,15 @@ def test_public_form_hides_the_webhook_secret_but_storage_keeps_it():
     restored = Query.model_validate_json(query.stored())
     assert restored.delivery.webhook_secret.get_secret_value() == "s3cret"
     assert restored == query
+
+
+@pytest.mark.parametrize(
+    ("secret", "key"),
+    [("s3cret", b"s3cret"), ("whsec_czNjcmV0", b"s3cret"), ("whsec_czNjcmV0ZQ", b"s3crete")],
+)
+def test_webhook_key_reads_the_standard_webhooks_form_and_plain_secrets(secret, key):
+    delivery = Delivery(webhook_url="https://example.org/hook", webhook_secret=secret)
+    assert delivery.webhook_key() == key
 
 
 def test_detection_ids_are_deterministic_and_sensitive_to_every_input():
