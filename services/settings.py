@@ -21,6 +21,7 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from services.backoff import Backoff
 from services.contracts import RedisKeys, Topics
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -115,7 +116,9 @@ class DispatcherSettings(BaseModel):
     asset_timeout_s: float = Field(30.0, gt=0)
     # Attempts after the first failed one before a scene goes to the dead-letter topic.
     max_retries: int = Field(3, ge=0)
-    retry_backoff_s: float = Field(2.0, ge=0)
+    # Before a failed scene is tried again, and between tries while Redis is down. The consumer waits
+    # inside its poll loop: max_s + jitter_s must stay far below kafka.max_poll_interval_ms.
+    backoff: Backoff = Backoff(initial_s=2.0, max_s=60.0, jitter_s=1.0)
     poll_timeout_ms: int = Field(1000, gt=0)
 
     @field_validator("asset_schemes")
@@ -208,8 +211,7 @@ class WebhookSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     max_attempts: int = Field(5, ge=1, description="POSTs per pass before a delivery counts as failed")
-    backoff_initial_s: float = Field(1.0, gt=0, description="Wait after the first failed attempt; doubles")
-    backoff_max_s: float = Field(60.0, gt=0, description="Upper bound of one wait between attempts")
+    backoff: Backoff = Backoff(initial_s=1.0, max_s=60.0, jitter_s=1.0)  # between attempts of a pass
     timeout_s: float = Field(10.0, gt=0, description="HTTP timeout of one attempt")
     # A delivery that failed every attempt stays pending in Redis and is tried again after this idle time.
     redeliver_after_s: float = Field(300.0, gt=0)
@@ -306,8 +308,8 @@ class WatcherSettings(BaseModel):
     # Must exceed the feed's normal quiet time over the watched AOIs (revisit time, e.g. 5 days for a
     # single Sentinel-2 satellite at the equator), else a healthy feed is reported stale.
     stale_after_s: float = Field(259_200.0, gt=0)
-    backoff_base_s: float = Field(5.0, gt=0, description="Wait after a source's first failure; doubles")
-    backoff_max_s: float = Field(300.0, gt=0, description="Upper bound of the wait between attempts")
+    # Before a failing source is polled again.
+    backoff: Backoff = Backoff(initial_s=5.0, max_s=300.0, jitter_s=5.0)
     publish_timeout_s: float = Field(30.0, gt=0, description="Broker acknowledgement timeout per poll")
 
 

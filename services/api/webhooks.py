@@ -17,10 +17,10 @@ Before every attempt the URL is checked again (services.api.webhook_urls: http(s
 ``allow_hosts`` must resolve to public addresses only) and the POST goes to the address just checked, so
 a DNS answer changed since registration cannot point a delivery at an internal service; a refused URL
 is not retried within the pass. 5xx/408/425/429 answers, timeouts and connection errors are retried
-with exponential backoff up to ``max_attempts``. An entry is XACKed only after a 2xx, so nothing is
-lost: after a restart the consumer first re-reads its own pending entries (XREADGROUP ``0``), and
-entries that failed every attempt -- or that a crashed consumer held -- are claimed again (XAUTOCLAIM)
-once idle for ``redeliver_after_s``.
+after ``backoff`` waits (services.backoff: doubling, capped, jittered) up to ``max_attempts``. An entry
+is XACKed only after a 2xx, so nothing is lost: after a restart the consumer first re-reads its own
+pending entries (XREADGROUP ``0``), and entries that failed every attempt -- or that a crashed consumer
+held -- are claimed again (XAUTOCLAIM) once idle for ``redeliver_after_s``.
 Each failed delivery is recorded in ``RedisKeys.webhook_failures(query_id)`` and counted in metrics.
 Delivery is at-least-once; ``webhook-id`` makes it idempotent for the receiver.
 """
@@ -83,11 +83,6 @@ def signed_headers(key: bytes, msg_id: str, body: bytes, now: datetime) -> dict[
     }
 
 
-def backoff_delays(max_attempts: int, initial_s: float, max_s: float) -> list[float]:
-    """Waits between consecutive attempts: ``initial_s`` doubling, capped at ``max_s`` (attempts - 1)."""
-    return [min(initial_s * 2**i, max_s) for i in range(max_attempts - 1)]
-
-
 def is_retryable_status(status: int) -> bool:
     """Server errors and "try later" answers are retried; other non-2xx answers are not."""
     return status >= 500 or status in _RETRYABLE_STATUS
@@ -139,9 +134,6 @@ class WebhookDispatcher:
         self.group = group
         self.clock = clock or (lambda: datetime.now(UTC))
         self._recovered: set[str] = set()
-        self._delays = backoff_delays(
-            settings.max_attempts, settings.backoff_initial_s, settings.backoff_max_s
-        )
         self._owns_redis = False
 
     @classmethod
@@ -280,7 +272,7 @@ class WebhookDispatcher:
                 return True
             if not result.retryable or attempt >= self.settings.max_attempts:
                 break
-            delay = self._delays[attempt - 1]
+            delay = self.settings.backoff.delay(attempt)
             self.metrics.webhook_retries.labels(result.reason).inc()
             log.info(
                 "query %s: delivery %s to %s failed (%s); retry in %.2fs",

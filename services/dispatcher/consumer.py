@@ -51,9 +51,6 @@ from services.store import DetectionStore, QueryStore
 
 log = logging.getLogger(__name__)
 
-# Retries back off exponentially up to this; it stays far below the consumer's max_poll_interval.
-MAX_BACKOFF_S = 60.0
-
 
 class Outcome(StrEnum):
     """What became of one record."""
@@ -145,7 +142,7 @@ class Dispatcher:
                 # The store is down, not the scene at fault: no commit, no dead letter; the same record
                 # is tried again after a growing pause until Redis answers.
                 self._store_outages += 1
-                pause = min(self.config.retry_backoff_s * 2 ** (self._store_outages - 1), MAX_BACKOFF_S)
+                pause = self.config.backoff.delay(self._store_outages)
                 log.warning(
                     "%s: Redis unavailable (%s: %s); not committed, trying again in %.1f s",
                     _where(record), type(exc).__name__, exc, pause,
@@ -156,7 +153,7 @@ class Dispatcher:
             self._store_outages = 0
             if result.outcome is Outcome.retry:
                 consumer.seek(partition, record.offset)
-                stop_event.wait(min(self.config.retry_backoff_s * 2 ** (result.attempt - 1), MAX_BACKOFF_S))
+                stop_event.wait(self.config.backoff.delay(result.attempt))
                 return
             try:
                 consumer.commit({partition: OffsetAndMetadata(record.offset + 1, "", -1)})

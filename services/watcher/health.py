@@ -11,13 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-
-def backoff_delay(failures: int, base_s: float, max_s: float) -> float:
-    """Seconds to wait after the ``failures``-th consecutive failure: base, 2·base, 4·base, ... ≤ max."""
-    if failures < 1:
-        raise ValueError(f"failures: {failures} must be at least 1")
-    # min() before the power would overflow for a source that has been failing for days.
-    return min(max_s, base_s * 2.0 ** min(failures - 1, 64))
+from services.backoff import Backoff
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -55,11 +49,11 @@ class SourceHealth:
         recovered, self.stale = self.stale, False
         return recovered
 
-    def record_failure(self, now: datetime, error: str, *, base_s: float, max_s: float) -> float:
+    def record_failure(self, now: datetime, error: str, backoff: Backoff) -> float:
         """A poll failed; returns the backoff delay (s) before the next attempt."""
         self.consecutive_failures += 1
         self.last_error = error
-        delay = backoff_delay(self.consecutive_failures, base_s, max_s)
+        delay = backoff.delay(self.consecutive_failures)
         self.retry_at = now + timedelta(seconds=delay)
         return delay
 

@@ -171,9 +171,7 @@ class Watcher:
             message = f"{type(error).__name__}: {error}"
             with self._lock:
                 health.record_new_items(now, new_items)
-                delay = health.record_failure(
-                    now, message, base_s=self.settings.backoff_base_s, max_s=self.settings.backoff_max_s
-                )
+                delay = health.record_failure(now, message, self.settings.backoff)
             summary.failed[name] = message
             log.warning(
                 "source %s: search failed (%d in a row), next attempt in %.1f s: %s",

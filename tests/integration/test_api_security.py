@@ -20,6 +20,7 @@ from services.api import WebhookDispatcher, create_app
 from services.api.api_keys import ApiKeyStore
 from services.api.server import ApiServer
 from services.api.webhooks import WEBHOOK_GROUP
+from services.backoff import Backoff
 from services.cli_tenants import add_tenant_commands
 from services.contracts import Detection, QueryCreate
 from services.settings import ApiSettings, WebhookSettings
@@ -576,7 +577,9 @@ class HookReceiver(BackgroundHttpServer):
 
 
 def test_delivery_rechecks_the_webhook_host_and_posts_to_the_checked_address(redis_client, keys):
-    fast = WebhookSettings(max_attempts=2, backoff_initial_s=0.01, backoff_max_s=0.01, timeout_s=5)
+    fast = WebhookSettings(
+        max_attempts=2, backoff=Backoff(initial_s=0.01, max_s=0.01, jitter_s=0), timeout_s=5
+    )
     with HookReceiver() as receiver:
         # A query whose host resolved to a public address when it was registered, and now resolves to
         # loopback (DNS rebinding): stored directly, as the API accepted it then.

@@ -23,6 +23,7 @@ from shapely.geometry import mapping, shape
 from danet.geo import raster_footprint_crs84
 from services.adapters.kafka_client import ensure_topics, make_producer
 from services.adapters.redis_client import make_redis
+from services.backoff import Backoff
 from services.contracts import ChangeStatus, QueryCreate, RedisKeys, SceneMessage, Topics
 from services.dispatcher import SceneProcessor
 from services.dispatcher.attempts import AttemptLedger
@@ -80,7 +81,7 @@ def env(stack_settings):
             "dispatcher": DispatcherSettings(
                 group_id=f"dispatch-{tag}",
                 max_retries=1,
-                retry_backoff_s=0.1,
+                backoff=Backoff(initial_s=0.1, max_s=0.1, jitter_s=0),
                 max_pairs_per_call=4,
                 asset_schemes=["file", "http"],  # local COGs, and the Range server of the HTTP test
             )

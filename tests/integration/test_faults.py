@@ -30,6 +30,7 @@ from danet.geo import raster_footprint_crs84
 from danet.model import build_model
 from services.adapters.kafka_client import ensure_topics, make_producer
 from services.adapters.redis_client import make_redis
+from services.backoff import Backoff
 from services.contracts import QueryCreate, SceneMessage, Topics
 from services.dispatcher import Dispatcher
 from services.embedded.redis_server import RedisServer
@@ -102,7 +103,7 @@ def test_redis_stopped_and_restarted_while_scenes_flow_loses_and_repeats_nothing
             "redis": RedisSettings(url=server.url, socket_timeout_s=1),
             "namespace": NamespaceSettings(topic_prefix=f"redis{tag}-", redis_prefix=f"redis-{tag}:"),
             "dispatcher": stack_settings.dispatcher.model_copy(
-                update={"group_id": f"redis-{tag}", "retry_backoff_s": 0.2}
+                update={"group_id": f"redis-{tag}", "backoff": Backoff(initial_s=0.2, max_s=60, jitter_s=0)}
             ),
         }
     )

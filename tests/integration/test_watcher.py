@@ -18,6 +18,7 @@ from shapely.geometry import box, mapping
 from services.adapters.kafka_client import ensure_topics, make_producer
 from services.adapters.redis_client import make_redis
 from services.adapters.stac_client import StacPublisher
+from services.backoff import Backoff
 from services.contracts import QueryCreate, RedisKeys, SceneMessage, Topics
 from services.settings import WatcherSettings
 from services.simulator import SIM_COLLECTION, SceneSimulator, sample_query_aoi
@@ -32,6 +33,7 @@ AOI = box(-84.45, 33.60, -84.40, 33.65)
 INSIDE = box(-84.43, 33.61, -84.42, 33.62)
 OUTSIDE = box(10.0, 50.0, 10.01, 50.01)
 DAY = timedelta(days=1)
+NO_JITTER_30S = Backoff(initial_s=30.0, max_s=300.0, jitter_s=0)  # exact retry times to assert on
 
 
 def _utc(*args: int) -> datetime:
@@ -77,7 +79,8 @@ def make_watcher(stack_settings, keys, topics):
     made: list[Watcher] = []
 
     def make(sources=None, clock=None, producer=None, **overrides) -> Watcher:
-        settings = WatcherSettings(**({"overlap_s": DAY.total_seconds(), "backoff_base_s": 30.0} | overrides))
+        defaults = {"overlap_s": DAY.total_seconds(), "backoff": NO_JITTER_30S}
+        settings = WatcherSettings(**(defaults | overrides))
         client = make_redis(stack_settings.redis)
         if sources is None:
             sources = [StacApiSource(stack_settings.stac.api_url, stack_settings.stac)]
@@ -210,7 +213,7 @@ def test_a_refusing_stac_api_is_retried_with_backoff_and_reported_without_stoppi
     _register(queries, collection_id, start=_utc(2026, 1, 1))
     publisher.add_item(_item("healthy-1", collection_id, _utc(2026, 6, 1)))
     clock = Clock()
-    watcher = make_watcher(clock=clock, backoff_base_s=30.0, stale_after_s=300.0)
+    watcher = make_watcher(clock=clock, stale_after_s=300.0)
     healthy = stack_settings.stac.api_url.rstrip("/")
 
     first = watcher.poll_once()

@@ -20,6 +20,7 @@ from shapely.geometry import box, mapping
 from services.adapters.kafka_client import ensure_topics, make_producer
 from services.adapters.redis_client import make_redis
 from services.adapters.stac_client import StacPublisher
+from services.backoff import Backoff
 from services.contracts import QueryCreate, RedisKeys, Topics
 from services.settings import WatcherSettings
 from services.store import QueryStore
@@ -69,8 +70,10 @@ class Feed:
             QueryCreate(text="buildings", aoi=mapping(AOI), collections=[self.collection], start=_noon(1))
         )
         stac = stack_settings.stac.model_copy(update={"timeout_s": TIMEOUT_S})
+        # No jitter: the test asserts exact retry times.
+        backoff = Backoff(initial_s=BACKOFF_S, max_s=300, jitter_s=0)
         settings = WatcherSettings(
-            **({"overlap_s": 86_400.0, "backoff_base_s": BACKOFF_S, "page_size": 2} | watcher_settings)
+            **({"overlap_s": 86_400.0, "backoff": backoff, "page_size": 2} | watcher_settings)
         )
         self.source = StacApiSource(proxy.url, stac, page_size=settings.page_size)
         self.clock = Clock()

@@ -14,6 +14,7 @@ from standardwebhooks.webhooks import WebhookVerificationError
 from services.api import WebhookDispatcher, create_app
 from services.api.metrics import ApiMetrics
 from services.api.webhooks import WEBHOOK_GROUP
+from services.backoff import Backoff
 from services.contracts import QueryCreate
 from services.settings import WebhookSettings
 from services.store import QueryStore
@@ -25,7 +26,10 @@ SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 SQUARE = {"type": "Polygon", "coordinates": [[[10, 50], [10.1, 50], [10.1, 50.1], [10, 50.1], [10, 50]]]}
 # The receivers listen on loopback, which only an allow-listed host may reach.
 FAST = WebhookSettings(
-    max_attempts=3, backoff_initial_s=0.01, backoff_max_s=0.02, timeout_s=5, allow_hosts=["127.0.0.1"]
+    max_attempts=3,
+    backoff=Backoff(initial_s=0.01, max_s=0.02, jitter_s=0.01),
+    timeout_s=5,
+    allow_hosts=["127.0.0.1"],
 )
 
 

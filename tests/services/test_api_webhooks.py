@@ -1,5 +1,5 @@
-"""Webhook pure logic: Standard Webhooks signatures (checked with the reference verifier), the backoff
-schedule, which answers are retried."""
+"""Webhook pure logic: Standard Webhooks signatures (checked with the reference verifier), which answers
+are retried."""
 
 import base64
 from datetime import UTC, datetime, timedelta
@@ -8,7 +8,7 @@ import pytest
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
-from services.api.webhooks import backoff_delays, delivery_id, is_retryable_status, signed_headers
+from services.api.webhooks import delivery_id, is_retryable_status, signed_headers
 
 BODY = b'{"type":"Feature","id":"d1"}'
 
@@ -47,12 +47,6 @@ def test_the_verifier_refuses_another_id_and_a_replay_outside_its_tolerance():
 
 def test_delivery_ids_are_unique_across_queries():
     assert delivery_id("q1", "1700000000000-0") != delivery_id("q2", "1700000000000-0")
-
-
-def test_backoff_doubles_and_is_capped():
-    assert backoff_delays(1, 1.0, 60.0) == []
-    assert backoff_delays(5, 1.0, 60.0) == [1.0, 2.0, 4.0, 8.0]
-    assert backoff_delays(6, 0.5, 3.0) == [0.5, 1.0, 2.0, 3.0, 3.0]
 
 
 @pytest.mark.parametrize(

@@ -2,28 +2,21 @@
 
 from datetime import UTC, datetime, timedelta
 
-import pytest
-
-from services.watcher.health import SourceHealth, backoff_delay
+from services.backoff import Backoff
+from services.watcher.health import SourceHealth
 
 T0 = datetime(2026, 11, 20, 12, tzinfo=UTC)
 STALE_AFTER = timedelta(hours=1)
-
-
-def test_backoff_doubles_from_base_up_to_the_cap():
-    assert [backoff_delay(n, 5.0, 60.0) for n in range(1, 7)] == [5.0, 10.0, 20.0, 40.0, 60.0, 60.0]
-    assert backoff_delay(10_000, 5.0, 60.0) == 60.0  # days of failures do not overflow
-    with pytest.raises(ValueError, match="failures"):
-        backoff_delay(0, 5.0, 60.0)
+EXACT = Backoff(initial_s=5, max_s=60, jitter_s=0)
 
 
 def test_a_failing_source_backs_off_and_recovers_on_success():
     health = SourceHealth(watching_since=T0)
     assert health.due(T0)
-    assert health.record_failure(T0, "APIError: refused", base_s=5, max_s=60) == 5
+    assert health.record_failure(T0, "APIError: refused", EXACT) == 5
     assert not health.due(T0 + timedelta(seconds=4))
     assert health.due(T0 + timedelta(seconds=5))
-    assert health.record_failure(T0 + timedelta(seconds=5), "APIError: refused", base_s=5, max_s=60) == 10
+    assert health.record_failure(T0 + timedelta(seconds=5), "APIError: refused", EXACT) == 10
     status = health.as_dict()
     assert (status["consecutive_failures"], status["last_error"]) == (2, "APIError: refused")
     assert status["retry_at"] == (T0 + timedelta(seconds=15)).isoformat()
@@ -33,6 +26,14 @@ def test_a_failing_source_backs_off_and_recovers_on_success():
     status = health.as_dict()
     assert (status["consecutive_failures"], status["last_error"], status["retry_at"]) == (0, None, None)
     assert status["last_success"] == (T0 + timedelta(seconds=15)).isoformat()
+
+
+def test_the_next_attempt_is_scheduled_with_the_jittered_wait():
+    health = SourceHealth(watching_since=T0)
+    delay = health.record_failure(T0, "APIError: refused", Backoff(initial_s=5, max_s=60, jitter_s=5))
+    assert 5 <= delay <= 10
+    assert health.retry_at == T0 + timedelta(seconds=delay)
+    assert not health.due(T0 + timedelta(seconds=delay) - timedelta(microseconds=1))
 
 
 def test_staleness_is_reported_once_per_episode_and_ends_with_a_new_item():
@@ -59,7 +60,7 @@ def test_a_source_that_keeps_failing_goes_stale_too():
     health = SourceHealth(watching_since=T0)
     now = T0
     while now - T0 <= STALE_AFTER:
-        health.record_failure(now, "ConnectionError", base_s=60, max_s=600)
+        health.record_failure(now, "ConnectionError", Backoff(initial_s=60, max_s=600, jitter_s=0))
         now = health.retry_at
     assert health.check_stale(now, STALE_AFTER)
     assert health.as_dict()["stale"] is True
