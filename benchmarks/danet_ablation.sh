@@ -1,24 +1,25 @@
 #!/usr/bin/env bash
-# DANet alignment ablation at equal budget: the same data, seed, steps and batch for
-#   none (LAVT skeleton) / affinity only / agent only / both (the reconstructed dual alignments),
-# then each variant evaluated on the held-out split and its synthetic distractor subset.
-# Usage: bash benchmarks/danet_ablation.sh [variant ...]   (default: all four; STEPS=300)
-# Needs the benchmark data: .venv/bin/danet benchmark-data --out data/benchmark
+# DANet alignment ablation at equal budget on the v2 recipe (danet train-stream): for each variant
+#   none (LAVT skeleton) / affinity only / agent only / both (the reconstructed dual alignments)
+# and each seed, the same stream, steps and wall budget; then the held-out evaluations of the model card
+# (benchmarks/danet_eval_v2.sh). Resumable: a variant/seed whose run folder holds state.pt continues.
+# Usage: MINUTES=30 STEPS=2000 SEEDS="0 1 2" bash benchmarks/danet_ablation.sh [variant ...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-STEPS=${STEPS:-300}
+MINUTES=${MINUTES:-30}; STEPS=${STEPS:-2000}; SEEDS=${SEEDS:-"0 1 2"}
 declare -A OVERRIDES=(
   [none]="--set alignment.affinity.enabled=false --set alignment.agent.enabled=false"
   [affinity]="--set alignment.agent.enabled=false"
   [agent]="--set alignment.affinity.enabled=false"
   [both]=""
 )
-for variant in "${@:-none affinity agent both}"; do
-  for v in $variant; do
+export HF_HUB_OFFLINE=1 OMP_WAIT_POLICY=PASSIVE
+for v in ${@:-none affinity agent both}; do
+  for seed in $SEEDS; do
+    run="runs/ablation/$v-seed$seed"
     # shellcheck disable=SC2086  # the overrides are separate words on purpose
-    OMP_NUM_THREADS=1 .venv/bin/danet train --config lite --data data/benchmark --out "runs/ablation/$v" \
-      --max-steps "$STEPS" --batch-size 8 --no-val --seed 0 --checkpoint-kind trainable ${OVERRIDES[$v]}
-    OMP_NUM_THREADS=1 .venv/bin/danet eval --checkpoint "runs/ablation/$v/last.pt" --data data/benchmark \
-      --split test --subset all --subset synthetic-distractor --json > "runs/ablation/$v/test.json"
+    .venv/bin/danet train-stream --config lite --out "$run" --max-steps "$STEPS" --max-minutes "$MINUTES" \
+      --lr 2e-4 --warmup-steps 150 --seed "$seed" ${OVERRIDES[$v]}
+    bash benchmarks/danet_eval_v2.sh "$run/last.pt" "$run/eval"
   done
 done

@@ -261,6 +261,15 @@ def cmd_heldout_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_real_heldout_data(args: argparse.Namespace) -> int:
+    """Write the real regions kept out of v2 training (SpaceNet block, NEON tiles) as a test split."""
+    from danet.data.real_regions import write_real_heldout
+
+    for subset, count in write_real_heldout(args.out).items():
+        print(f"  {subset:<34} {count} test sentences")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
     parser = argparse.ArgumentParser(prog="danet", description=__doc__)
@@ -389,6 +398,10 @@ def build_parser() -> argparse.ArgumentParser:
     heldout.add_argument("--seed", type=int, default=12345)
     heldout.add_argument("--size", type=int, default=256)
     heldout.set_defaults(func=cmd_heldout_data)
+
+    real = sub.add_parser("real-heldout-data", help=cmd_real_heldout_data.__doc__)
+    real.add_argument("--out", type=Path, required=True, help="new or empty output folder")
+    real.set_defaults(func=cmd_real_heldout_data)
     return parser
 
 

@@ -2,7 +2,7 @@
 
 Each sample is one of:
 
-- **synthetic** (share ``mix.synthetic``): a scene of the training renderer (`danet.data.synthetic`)
+- **synthetic** (share ``mix.synthetic`` of the draws): a scene of the training renderer
   with same-class distractors, then *domain randomisation* so that the model learns the concepts rather
   than one renderer's look: background textures (procedural palettes and real image patches blended
   under the objects), per-object recolouring, one of the eight flips/quarter turns of the square with the
@@ -37,16 +37,19 @@ from danet.data.terrain import fractal_noise
 from danet.data.transforms import IMAGENET_MEAN, IMAGENET_STD, normalize
 
 _MIN_TARGET_PX = 6  # a real crop whose target is smaller than this (after resizing) is redrawn
+_SHUFFLE_BUFFER = 24
 
 
 @dataclass(frozen=True)
 class StreamMix:
-    """Shares of each kind of sample (normalised to sum to 1)."""
+    """Shares of each kind of draw (normalised to sum to 1). A synthetic draw gives up to
+    ``refs_per_scene`` samples, a real one gives one: these defaults make about a quarter of the samples
+    real."""
 
-    synthetic: float = 0.76
-    buildings: float = 0.1
-    trees: float = 0.1
-    roads: float = 0.04
+    synthetic: float = 0.55
+    buildings: float = 0.2
+    trees: float = 0.17
+    roads: float = 0.08
 
     def probabilities(self) -> np.ndarray:
         """The shares as probabilities, in the order synthetic, buildings, trees, roads."""
@@ -81,8 +84,10 @@ class ReferringStream(IterableDataset):
         mix: StreamMix | None = None,
         appearance: Appearance | None = None,
         regions: dict[str, list[RealRegion]] | None = None,
+        refs_per_scene: int = 3,
     ) -> None:
         super().__init__()
+        self.refs_per_scene = refs_per_scene
         self.size, self.seed, self.offset = size, seed, offset
         self.mix = mix or StreamMix()
         self.appearance = appearance or Appearance()
@@ -99,30 +104,36 @@ class ReferringStream(IterableDataset):
         info = get_worker_info()
         worker = info.id if info is not None else 0
         index = self.offset
+        # A small shuffle buffer keeps the samples of one scene (several refs) out of one batch.
+        buffer: list[dict[str, Any]] = []
+        order = np.random.default_rng(np.random.SeedSequence(self.seed, spawn_key=(worker, index, 1)))
         while True:
-            yield self.sample(worker, index)
-            index += 1
+            while len(buffer) < _SHUFFLE_BUFFER:
+                buffer.extend(self.samples(worker, index))
+                index += 1
+            yield buffer.pop(int(order.integers(len(buffer))))
 
     def sample(self, worker: int, index: int) -> dict[str, Any]:
-        """Sample ``index`` of ``worker`` (deterministic)."""
+        """The first sample of draw ``index`` of ``worker`` (deterministic)."""
+        return self.samples(worker, index)[0]
+
+    def samples(self, worker: int, index: int) -> list[dict[str, Any]]:
+        """Draw ``index`` of ``worker`` (deterministic): one real crop, or up to ``refs_per_scene``
+        referents of one synthetic scene, each with its own flip/turn and wording (drawing a scene costs
+        far more than re-using it, and one image with several expressions makes the text matter)."""
         rng = np.random.default_rng(np.random.SeedSequence(self.seed, spawn_key=(worker, index)))
         kind = ("synthetic", "buildings", "trees", "roads")[rng.choice(4, p=self._probabilities)]
-        if kind == "synthetic":
-            image, mask, text = self._synthetic(rng)
-        else:
-            image, mask, text = self._real(kind, rng)
-        pixels = torch.from_numpy(np.array(image)).permute(2, 0, 1).float() / 255.0
-        return {
-            "image": normalize(pixels, IMAGENET_MEAN, IMAGENET_STD),
-            "mask": torch.from_numpy(mask.astype(np.int64)),
-            "text": text,
-            "kind": kind,
-        }
+        drawn = self._synthetic(rng) if kind == "synthetic" else [self._real(kind, rng)]
+        return [_as_sample(image, mask, text, kind) for image, mask, text in drawn]
 
-    def _synthetic(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, str]:
-        spec = SceneSpec(image_size=self.size, seed=int(rng.integers(2**31)), sentences_per_ref=1)
+    def _synthetic(self, rng: np.random.Generator) -> list[tuple[np.ndarray, np.ndarray, str]]:
+        spec = SceneSpec(
+            image_size=self.size,
+            seed=int(rng.integers(2**31)),
+            sentences_per_ref=1,
+            refs_per_image=self.refs_per_scene,
+        )
         scene = generate_scene(spec, 0)
-        referent = scene.referents[0]
         objects = np.zeros(scene.image.shape[:2], dtype=bool)
         for obj in scene.objects:
             objects |= obj.mask
@@ -133,10 +144,13 @@ class ReferringStream(IterableDataset):
             for obj in scene.objects:
                 if rng.random() < 0.5:
                     image[obj.mask] = _recolor(image[obj.mask], rng)
-        transpose, flip_x, flip_y = (bool(b) for b in rng.integers(0, 2, size=3))
-        image, mask = _dihedral(image, referent.mask, transpose, flip_x, flip_y)
-        expression = moved(referent.expressions[0], transpose=transpose, flip_x=flip_x, flip_y=flip_y)
-        return self._degrade(image, rng), mask, describe(expression, rng)
+        drawn = []
+        for referent in scene.referents:
+            transpose, flip_x, flip_y = (bool(b) for b in rng.integers(0, 2, size=3))
+            moved_image, mask = _dihedral(image, referent.mask, transpose, flip_x, flip_y)
+            expression = moved(referent.expressions[0], transpose=transpose, flip_x=flip_x, flip_y=flip_y)
+            drawn.append((self._degrade(moved_image, rng), mask, describe(expression, rng)))
+        return drawn
 
     def _texture(self, rng: np.random.Generator) -> np.ndarray:
         """A background texture: a random-palette fractal noise, or a patch of real imagery."""
@@ -164,27 +178,45 @@ class ReferringStream(IterableDataset):
         return self._degrade(image, rng, mild=True), mask, describe_all(region.category, rng)
 
     def _degrade(self, image: np.ndarray, rng: np.random.Generator, *, mild: bool = False) -> np.ndarray:
-        """Colour, grey, haze, blur, noise, JPEG: float [0, 1] HxWx3 -> uint8."""
+        """Colour, grey, haze, noise, gamma, blur, JPEG: float [0, 1] HxWx3 -> uint8.
+
+        The colour steps are all affine in RGB, so they are folded into one 3x3 matrix and offset (one
+        pass over the pixels); gamma is a lookup table on the uint8 result.
+        """
         a = self.appearance
         strength = 0.5 if mild else 1.0
-        image = _color_jitter(image, rng, strength)
+        matrix, offset = _color_transform(rng, strength, float(image.mean()))
         if not mild and rng.random() < a.grey:
-            image = np.repeat(image @ np.array([0.299, 0.587, 0.114], dtype=np.float32), 3).reshape(
-                image.shape
-            )
+            matrix = matrix @ np.repeat(np.array([[0.299], [0.587], [0.114]], dtype=np.float32), 3, axis=1)
+            offset = offset.mean() * np.ones(3, dtype=np.float32)
         if rng.random() < a.haze * strength:
-            image = image * (1 - (h := rng.uniform(0.05, 0.35))) + h * rng.uniform(0.7, 0.95)
+            haze = rng.uniform(0.05, 0.35)
+            matrix, offset = matrix * (1 - haze), offset * (1 - haze) + haze * rng.uniform(0.7, 0.95)
+        out = image.reshape(-1, 3) @ matrix + offset
         sigma = rng.uniform(*a.noise_sigma) * strength
         if sigma > 0:
-            image = image + rng.normal(0, sigma, size=image.shape).astype(np.float32)
-        pixels = Image.fromarray(np.round(np.clip(image, 0, 1) * 255).astype(np.uint8))
+            out += rng.standard_normal(out.shape, dtype=np.float32) * sigma
+        pixels = np.clip(out * 255 + 0.5, 0, 255).astype(np.uint8).reshape(image.shape)
+        gamma = rng.uniform(1 - 0.25 * strength, 1 + 0.25 * strength)
+        pixels = _gamma_table(gamma)[pixels]
+        picture = Image.fromarray(pixels)
         if rng.random() < a.blur * strength:
-            pixels = pixels.filter(ImageFilter.GaussianBlur(rng.uniform(0.3, 1.2)))
+            picture = picture.filter(ImageFilter.GaussianBlur(rng.uniform(0.3, 1.2)))
         if rng.random() < a.jpeg:
             buffer = io.BytesIO()
-            pixels.save(buffer, format="JPEG", quality=int(rng.integers(30, 90)))
-            pixels = Image.open(buffer).convert("RGB")
-        return np.asarray(pixels)
+            picture.save(buffer, format="JPEG", quality=int(rng.integers(30, 90)))
+            picture = Image.open(buffer).convert("RGB")
+        return np.asarray(picture)
+
+
+def _as_sample(image: np.ndarray, mask: np.ndarray, text: str, kind: str) -> dict[str, Any]:
+    pixels = torch.from_numpy(np.array(image)).permute(2, 0, 1).float() / 255.0
+    return {
+        "image": normalize(pixels, IMAGENET_MEAN, IMAGENET_STD),
+        "mask": torch.from_numpy(mask.astype(np.int64)),
+        "text": text,
+        "kind": kind,
+    }
 
 
 def _dihedral(
@@ -216,15 +248,18 @@ def _recolor(pixels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.clip(pixels * gains + rng.uniform(-0.15, 0.15, size=3), 0, 1)
 
 
-def _color_jitter(image: np.ndarray, rng: np.random.Generator, strength: float) -> np.ndarray:
-    """Brightness, contrast, saturation, a small channel mix and gamma, scaled by ``strength``."""
+def _color_transform(rng: np.random.Generator, strength: float, mean: float) -> tuple[np.ndarray, np.ndarray]:
+    """Saturation, a small channel mix, contrast and brightness as ``x @ M + b`` (row-vector pixels)."""
     s = strength
-    gray = image.mean(axis=2, keepdims=True)
-    image = gray + (image - gray) * rng.uniform(1 - 0.6 * s, 1 + 0.4 * s)
-    mix = np.eye(3, dtype=np.float32) + rng.normal(0, 0.06 * s, size=(3, 3)).astype(np.float32)
-    image = image @ mix.T
-    mean = image.mean()
-    image = (image - mean) * rng.uniform(1 - 0.35 * s, 1 + 0.35 * s) + mean * rng.uniform(
-        1 - 0.3 * s, 1 + 0.3 * s
-    )
-    return np.clip(image, 0, 1) ** rng.uniform(1 - 0.25 * s, 1 + 0.25 * s)
+    saturation = rng.uniform(1 - 0.6 * s, 1 + 0.4 * s)
+    matrix = saturation * np.eye(3) + (1 - saturation) / 3 * np.ones((3, 3))
+    matrix = matrix @ (np.eye(3) + rng.normal(0, 0.06 * s, size=(3, 3)))
+    contrast = rng.uniform(1 - 0.35 * s, 1 + 0.35 * s)
+    brightness = rng.uniform(1 - 0.3 * s, 1 + 0.3 * s)
+    offset = np.full(3, mean * (brightness - contrast))
+    return (matrix * contrast).astype(np.float32), offset.astype(np.float32)
+
+
+def _gamma_table(gamma: float) -> np.ndarray:
+    """uint8 -> uint8 lookup table of ``255 * (x / 255) ** gamma``."""
+    return np.round(255 * (np.arange(256) / 255) ** gamma).astype(np.uint8)
