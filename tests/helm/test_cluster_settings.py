@@ -7,9 +7,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from pydantic import ValidationError
 
-from services.settings import LookoutSettings, load_settings
+from services.settings import LookoutSettings, SettingsError, load_settings
 from tests.helm.rendering import (
     CHART,
     RELEASE,
@@ -146,7 +145,7 @@ def test_in_api_key_mode_every_component_needs_the_pepper(tmp_path, monkeypatch)
     rendered = render(value_set("default"))
     monkeypatch.delenv(PEPPER_VAR, raising=False)
     monkeypatch.setenv("LOOKOUT_CONFIG", str(settings_file(rendered, tmp_path)))
-    with pytest.raises(ValidationError, match="auth_mode api_key needs key_pepper"):
+    with pytest.raises(SettingsError, match="auth_mode api_key needs key_pepper"):
         load_settings()
 
 

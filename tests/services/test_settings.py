@@ -1,9 +1,9 @@
 """Settings: YAML file, environment overrides, clear errors."""
 
 import pytest
-from pydantic import ValidationError
 
-from services.settings import load_settings
+from services.cli import main
+from services.settings import SettingsError, load_settings
 
 
 def test_yaml_defaults_then_environment_overrides(monkeypatch, tmp_path):
@@ -19,8 +19,42 @@ def test_yaml_defaults_then_environment_overrides(monkeypatch, tmp_path):
 
 def test_bad_value_names_the_field(monkeypatch):
     monkeypatch.setenv("LOOKOUT_KAFKA__MAX_POLL_RECORDS", "0")
-    with pytest.raises(ValidationError, match=r"kafka\.max_poll_records"):
+    with pytest.raises(SettingsError, match=r"kafka\.max_poll_records: .*LOOKOUT_KAFKA__MAX_POLL_RECORDS"):
         load_settings()
+
+
+@pytest.mark.parametrize(
+    ("variable", "key", "known"),
+    [
+        ("LOOKOUT_REDIS__URLL", "redis.urll", "url, socket_timeout_s"),
+        ("LOOKOUT_KAFKA__BOOTSTRAP_SERVER", "kafka.bootstrap_server", "bootstrap_servers, client_id"),
+        ("LOOKOUT_STAC__API", "stac.api", "api_url, timeout_s"),
+        ("LOOKOUT_EMBEDDED__KEEP_LOG", "embedded.keep_log", "keep_logs"),
+        ("LOOKOUT_WATCHER__BACKOFF__INITIAL", "watcher.backoff.initial", "initial_s, max_s, jitter_s"),
+    ],
+)
+def test_a_misspelt_environment_variable_is_refused_with_its_key_and_name(monkeypatch, variable, key, known):
+    monkeypatch.setenv(variable, "1")
+    with pytest.raises(SettingsError) as excinfo:
+        load_settings()
+    message = str(excinfo.value)
+    assert f"{key}: unknown key" in message
+    assert known in message
+    assert f"(environment variable {variable})" in message
+
+
+def test_a_misspelt_key_in_the_config_file_names_the_file(monkeypatch, tmp_path):
+    config = tmp_path / "service.yaml"
+    config.write_text("redis:\n  urll: redis://typo:6379/0\n")
+    monkeypatch.setenv("LOOKOUT_CONFIG", str(config))
+    with pytest.raises(SettingsError, match=rf"redis\.urll: unknown key; .*\(config file {config}\)"):
+        load_settings()
+
+
+def test_the_cli_prints_a_settings_error_and_exits_2(monkeypatch, capsys):
+    monkeypatch.setenv("LOOKOUT_REDIS__URLL", "redis://typo:6379/0")
+    assert main(["watch"]) == 2
+    assert "redis.urll: unknown key" in capsys.readouterr().err
 
 
 def test_missing_config_file_is_named(monkeypatch, tmp_path):
