@@ -20,10 +20,10 @@ from typing import Any
 import httpx
 import numpy as np
 import rasterio
+import shapely
 from pyproj import Transformer
 from rasterio.features import rasterize
 from shapely.geometry import mapping, shape
-from shapely.ops import transform as transform_geometry
 
 from danet.data.real_regions import SPACENET_HELDOUT_COLUMNS
 from services.simulator.imagery import package_file, spacenet_tile
@@ -62,18 +62,20 @@ def main() -> None:
     with rasterio.open(package_file("solaris", FOOTPRINTS)) as masks:
         instances = masks.read() > 0  # one band per building
     truth = instances.any(axis=0)
-    to_tile = Transformer.from_crs("OGC:CRS84", crs, always_xy=True).transform
-    aoi = transform_geometry(to_tile, shape(query["aoi"]))
-    inside = rasterize([(mapping(aoi), 1)], out_shape=size, transform=grid).astype(bool)
+    transformer = Transformer.from_crs("OGC:CRS84", crs, always_xy=True)
+
+    def to_tile(geometry: dict[str, Any]) -> dict[str, Any]:
+        def project(xy: np.ndarray) -> np.ndarray:
+            return np.column_stack(transformer.transform(xy[:, 0], xy[:, 1]))
+
+        return mapping(shapely.transform(shape(geometry), project))
+
+    inside = rasterize([(to_tile(query["aoi"]), 1)], out_shape=size, transform=grid).astype(bool)
     items = sorted({f["properties"]["item_id"] for f in features})
     newest = None
     if features:
         newest = max(features, key=lambda f: f["properties"].get("acquired") or "")["properties"]["item_id"]
-    shapes = [
-        (mapping(transform_geometry(to_tile, shape(f["geometry"]))), 1)
-        for f in features
-        if f["properties"]["item_id"] == newest
-    ]
+    shapes = [(to_tile(f["geometry"]), 1) for f in features if f["properties"]["item_id"] == newest]
     pred = rasterize(shapes, out_shape=size, transform=grid).astype(bool) if shapes else np.zeros(size, bool)
     heldout = np.zeros(size, dtype=bool)
     heldout[:, SPACENET_HELDOUT_COLUMNS] = True

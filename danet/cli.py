@@ -67,6 +67,7 @@ def cmd_train_stream(args: argparse.Namespace) -> int:
         warmup_steps=args.warmup_steps, seed=args.seed, threads=args.threads,
         loader_workers=args.loader_workers, checkpoint_every=args.checkpoint_every,
         val_data=args.val_data, val_every=args.val_every, max_minutes=args.max_minutes, device=args.device,
+        init=args.init,
     )  # fmt: skip
     print(json.dumps(train_stream(cfg, opts), indent=2))
     return 0
@@ -318,6 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
     stream.add_argument("--val-data", type=Path, help="dataset whose val split is scored during training")
     stream.add_argument("--val-every", type=int, default=500)
     stream.add_argument("--max-minutes", type=float, help="stop (and save) after this wall time")
+    stream.add_argument("--init", type=Path, help="start from a checkpoint's trained tensors (new schedule)")
     stream.add_argument("--device", default="auto")
     stream.set_defaults(func=cmd_train_stream)
 

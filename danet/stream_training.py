@@ -28,7 +28,7 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from danet.checkpoint import save_checkpoint, trainable_state_dict
+from danet.checkpoint import read_checkpoint, save_checkpoint, trainable_state_dict
 from danet.config import DANetConfig
 from danet.data.dataset import open_dataset
 from danet.data.stream import ReferringStream
@@ -60,6 +60,7 @@ class StreamTrainOptions:
     cache_text: bool = True
     checkpoint_every: int = 200
     log_every: int = 20
+    init: Path | None = None  # start from this checkpoint's trained tensors (a new schedule, e.g. v2 -> v3)
     val_data: Path | None = None
     val_split: str = "val"
     val_every: int = 500
@@ -134,6 +135,12 @@ def train_stream(cfg: DANetConfig, opts: StreamTrainOptions) -> dict[str, Any]:
         optimizer.load_state_dict(state["optimizer"])
         step, best, spent = state["step"], state.get("best", -math.inf), state.get("seconds", 0.0)
         log.info("resumed %s at step %d", out, step)
+    elif opts.init is not None:
+        _, tensors = read_checkpoint(opts.init)
+        unexpected = model.load_state_dict(tensors, strict=False).unexpected_keys
+        if unexpected:
+            raise ValueError(f"init: {opts.init} holds tensors this config does not have: {unexpected[:5]}")
+        log.info("initialised from %s", opts.init)
 
     criterion = DANetLoss(cfg)
     cache = TextFeatureCache(model) if opts.cache_text and cfg.text.freeze else None
