@@ -22,7 +22,7 @@ from services.api.context import ApiContext
 from services.api.server import ApiServer
 from services.contracts import RedisKeys
 
-# ENVIRONMENT.md's flags for Chromium here (no sandbox as root, no GPU, nothing phoning home).
+# Debian's Chromium as root in a container: no sandbox, no GPU, nothing phoning home or updating itself.
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",

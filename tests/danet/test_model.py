@@ -3,13 +3,17 @@ and a tiny model overfitting a handful of synthetic referring samples."""
 
 from __future__ import annotations
 
+import math
+import statistics
+
 import pytest
 import torch
 import yaml
 
 from danet.config import DANetConfig, PresetError, config_dir, list_presets, load_preset
-from danet.losses import DANetLoss
+from danet.losses import DANetLoss, affinity_loss
 from danet.model import DANet, DANetOutput, build_model
+from danet.model.alignment import AFFINITY_PREFIX
 
 
 def _without_alignment(cfg: DANetConfig) -> DANetConfig:
@@ -250,26 +254,59 @@ def _train(model: DANet, cfg: DANetConfig, images, masks, texts, steps: int) -> 
     return history
 
 
-def test_tiny_overfits_a_few_referring_samples(tiny_cfg):
+# How the toy runs below are judged. A run's exact path differs between CPUs (oneDNN/BLAS kernels) as it
+# does between seeds, and the agent loss in particular jumps for a few steps now and then. So a run is
+# summed up by its start (the mean of its first 5 steps, which include the jump of the first update) and
+# its end (the median of its last 10 steps, which ignores a passing jump), never by two single steps, and
+# every threshold leaves a wide margin over seeds 0-9 (`--train-seeds 0-9`; see the README).
+STEPS = 60
+
+
+def _start(history: list[dict[str, float]], key: str) -> float:
+    return statistics.fmean(h[key] for h in history[:5])
+
+
+def _end(history: list[dict[str, float]], key: str) -> float:
+    return statistics.median(h[key] for h in history[-10:])
+
+
+def _trace(history: list[dict[str, float]], key: str) -> str:
+    return f"{key}: " + " ".join(f"{h[key]:.3f}" for h in history)
+
+
+def test_tiny_overfits_a_few_referring_samples(tiny_cfg, train_seed):
     """Two identical squares per image: only the text says which one is meant."""
-    torch.manual_seed(0)
+    torch.manual_seed(train_seed)
     model = build_model(tiny_cfg)
     images, masks, texts = _referring_samples()
-    history = _train(model, tiny_cfg, images, masks, texts, steps=40)
-    first, last = history[0], history[-1]
-    assert last["total"] < 0.7 * first["total"], history
-    assert last["ce"] < 0.25 * first["ce"], history
-    assert first["iou"] < 0.3
+    history = _train(model, tiny_cfg, images, masks, texts, steps=STEPS)
+    # Over seeds 0-9 the end/start ratio came out at 0.40-0.50 (total) and 0.11-0.15 (ce).
+    assert _end(history, "total") < 0.75 * _start(history, "total"), _trace(history, "total")
+    assert _end(history, "ce") < 0.5 * _start(history, "ce"), _trace(history, "ce")
+    assert history[0]["iou"] < 0.3  # not solved before training
     model.eval()
     with torch.no_grad():
         logits = model(images, *model.tokenize(texts)).logits
         swapped = [texts[1], texts[0], texts[3], texts[2]]  # each image, the other square
         swapped_logits = model(images, *model.tokenize(swapped)).logits
-    assert _mean_iou(logits, masks) > 0.8
+    # A model blind to the words can only mark both squares, IoU 0.5 against either. Over seeds 0-9:
+    # 0.82-0.97 with the words, 0.00-0.06 with the other square's words (eval mode: BatchNorm's running
+    # statistics, which lag the last steps, cost a seed up to 0.1 against training mode).
+    assert _mean_iou(logits, masks) > 0.6
     assert _mean_iou(swapped_logits, masks) < 0.2  # the prediction follows the words
 
 
-def test_alignment_losses_learn_when_the_target_is_visible(tiny_cfg):
+def _position_blind_affinity_loss(masks: torch.Tensor, sizes: list[tuple[int, int]]) -> float:
+    """The affinity loss of the best map that ignores where the target is (one logit everywhere)."""
+    levels = torch.linspace(-8.0, 8.0, 321)
+    per_map = [
+        min(affinity_loss(torch.full((len(masks), 1, *size), float(c)), masks, dice=True) for c in levels)
+        for size in sizes
+    ]
+    return float(torch.stack(per_map).mean())
+
+
+def test_alignment_losses_learn_when_the_target_is_visible(tiny_cfg, train_seed):
     """A white and a gray square, named by colour: both reconstructed alignment losses go down."""
     images = torch.full((4, 3, 64, 64), -1.0)
     masks = torch.zeros(4, 64, 64, dtype=torch.long)
@@ -281,9 +318,22 @@ def test_alignment_losses_learn_when_the_target_is_visible(tiny_cfg):
         images[i, :, gray[0] : gray[0] + 20, gray[1] : gray[1] + 20] = 0.0
         y, x = white if text == "white square" else gray
         masks[i, y : y + 20, x : x + 20] = 1
-    torch.manual_seed(0)
-    history = _train(build_model(tiny_cfg), tiny_cfg, images, masks, texts, steps=30)
-    first, last = history[0], history[-1]
-    assert last["agent"] < 0.1 * first["agent"], history
-    assert last["affinity"] < 0.7 * first["affinity"], history
-    assert last["iou"] > 0.8
+    torch.manual_seed(train_seed)
+    model = build_model(tiny_cfg)
+    history = _train(model, tiny_cfg, images, masks, texts, steps=STEPS)
+    # Agents: the loss falls to under half its start, and well under chance: log 2 is the balanced BCE of
+    # a scorer that ignores image and text (logit 0). Over seeds 0-9 the end came out at 0.00-0.38 and
+    # end/start at 0.00-0.24; with the agent loss weight at 0 the end is 0.73-3.0 (end/start 0.3-3.0).
+    agent_start, agent_end = _start(history, "agent"), _end(history, "agent")
+    assert agent_end < 0.5 * agent_start, _trace(history, "agent")
+    assert agent_end < 0.75 * math.log(2), _trace(history, "agent")
+    # Affinity maps: well below the best map blind to position (1.21 here), whatever their start. Over
+    # seeds 0-9 the end came out at 0.70-0.86; with the affinity loss weight at 0 it ends at 3.2-6.4.
+    model.eval()
+    with torch.no_grad():
+        aux = model(images, *model.tokenize(texts)).aux
+    sizes = [tuple(v.shape[-2:]) for k, v in aux.items() if k.startswith(AFFINITY_PREFIX)]
+    assert len(sizes) == len(tiny_cfg.alignment.affinity.stages)
+    blind = _position_blind_affinity_loss(masks, sizes)
+    assert _end(history, "affinity") < 0.85 * blind, f"blind {blind:.3f}; {_trace(history, 'affinity')}"
+    assert _end(history, "iou") > 0.8, _trace(history, "iou")  # 0.92-0.98 over seeds 0-9

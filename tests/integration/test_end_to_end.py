@@ -215,7 +215,16 @@ def test_a_stac_item_becomes_one_detection_on_sse_and_kafka_even_when_the_dispat
             subscriber.wait_for(seen("scene-2"), DEADLINE_S, "a detection of scene-2 after the restart")
             # The ledger forgets a record once it is done (stored, produced, committed).
             wait_until(lambda: not redis_client.exists(attempts), DEADLINE_S, "scene-2 done", dispatcher)
-            time.sleep(2.0)  # room for any duplicate to show up on the stream before counting
+            # Nothing writes once the dispatcher is gone: the Redis stream's last entry is the end of what
+            # the SSE subscriber can get, and the detections topic's end offset is fixed.
+            dispatcher.stop()
+            assert dispatcher.process.poll() is not None, "the dispatcher still runs"
+            stream_end = redis_client.xrevrange(keys.detection_stream(query_id), count=1)
+            assert stream_end, "no detection on the Redis stream"
+            end_id = stream_end[0][0].decode()
+            subscriber.wait_for(
+                lambda _: subscriber.last_id == end_id, DEADLINE_S, f"the stream's last entry {end_id}"
+            )
     finally:
         if subscriber is not None:
             subscriber.stop()

@@ -12,6 +12,7 @@ test_watcher_faults.py and test_dispatcher_bad_inputs.py.)
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 import uuid
@@ -33,6 +34,7 @@ from services.adapters.redis_client import make_redis
 from services.backoff import Backoff
 from services.contracts import QueryCreate, SceneMessage, Topics
 from services.dispatcher import Dispatcher
+from services.dispatcher import consumer as consumer_module
 from services.embedded.redis_server import RedisServer
 from services.segmenter import build_local_segmenter
 from services.segmenter.client import ServeSegmenter
@@ -48,6 +50,37 @@ from tests.support.stac import make_item
 pytestmark = pytest.mark.integration
 
 
+def wait_for_ongoing_requests(replica: ray.actor.ActorHandle, want: int, timeout_s: float) -> None:
+    """Block until the Serve replica actor counts ``want`` ongoing requests (its queue length, which Serve's
+    router reads too; answered on a thread of its own, so a busy replica still answers)."""
+    end = time.monotonic() + timeout_s
+    seen = 0
+    while time.monotonic() < end:
+        seen = ray.get(replica.get_num_ongoing_requests.remote(), timeout=timeout_s)
+        if seen >= want:
+            return
+        time.sleep(0.05)
+    pytest.fail(f"the replica held {seen} of {want} requests after {timeout_s} s")
+
+
+def wait_for_outage_warnings(
+    caplog: pytest.LogCaptureFixture, want: int, errors: list[BaseException], timeout_s: float
+) -> list[str]:
+    """Block until the dispatcher has logged ``want`` "Redis unavailable" warnings; returns them."""
+    end = time.monotonic() + timeout_s
+    seen: list[str] = []
+    while time.monotonic() < end and not errors:
+        seen = [
+            r.getMessage()
+            for r in list(caplog.records)
+            if r.name == consumer_module.__name__ and "Redis unavailable" in r.getMessage()
+        ]
+        if len(seen) >= want:
+            return seen
+        time.sleep(0.05)
+    pytest.fail(f"{len(seen)} of {want} Redis outage warnings within {timeout_s} s (errors: {errors!r})")
+
+
 @pytest.mark.slow
 def test_a_segmenter_replica_killed_holding_a_call_costs_resends_not_results(
     ray_local, stack_settings, tmp_path, keys
@@ -59,8 +92,8 @@ def test_a_segmenter_replica_killed_holding_a_call_costs_resends_not_results(
         app_name="replica-kill",
         checkpoint=checkpoint,
         device="cpu",
-        # A batch that never fills waits 3 s: the 32 requests sit in the replica, whatever the CPU speed,
-        # when it is killed.
+        # A batch that never fills waits 3 s: the 32 requests sit in the replica while it is killed (the
+        # test waits until the replica counts all of them, however long they take to get there).
         max_batch_size=64,
         batch_wait_timeout_s=3.0,
     )
@@ -73,11 +106,14 @@ def test_a_segmenter_replica_killed_holding_a_call_costs_resends_not_results(
         texts = ["the ships in the harbour", "small airplanes"] * 16
         first_replica = handle.stats.remote().result()["replica"]
 
+        replica = ray.get_actor(first_replica, namespace="serve")
+
         results: list[np.ndarray] = []
         call = threading.Thread(target=lambda: results.append(remote.segment(tiles, texts)))
         call.start()
-        time.sleep(1.0)  # the requests are in the replica, waiting for their batch to fill
-        ray.kill(ray.get_actor(first_replica, namespace="serve"), no_restart=True)
+        # Kill once the replica holds every request of the call (waiting for its batch to fill).
+        wait_for_ongoing_requests(replica, len(tiles), timeout_s=120)
+        ray.kill(replica, no_restart=True)
         call.join(timeout=300)
         assert not call.is_alive(), "the call did not return after the replica was killed"
 
@@ -90,11 +126,13 @@ def test_a_segmenter_replica_killed_holding_a_call_costs_resends_not_results(
         serve.delete(segmenter.app_name)
 
 
-def test_redis_stopped_and_restarted_while_scenes_flow_loses_and_repeats_nothing(stack_settings, tmp_path):
+def test_redis_stopped_and_restarted_while_scenes_flow_loses_and_repeats_nothing(
+    stack_settings, tmp_path, caplog
+):
     """Fault: the Redis the dispatcher stores into goes away with two scenes in the topic, and comes
-    back (durable: append-only file) 6 s later. Expected: no commit while it is away, the dispatcher
-    keeps running, and after the restart every scene is delivered exactly once (Redis stream and the
-    detections topic), nothing dead-lettered."""
+    back (durable: append-only file) once the dispatcher has met the outage and tried again. Expected: no
+    commit while it is away, the dispatcher keeps running, and after the restart every scene is delivered
+    exactly once (Redis stream and the detections topic), nothing dead-lettered."""
     tag = uuid.uuid4().hex[:8]
     redis_dir = tmp_path / "redis"
     server = RedisServer(redis_dir, durable=True).start()
@@ -130,6 +168,7 @@ def test_redis_stopped_and_restarted_while_scenes_flow_loses_and_repeats_nothing
         producer.send(topics.scenes, key=scene.key.encode(), value=scene.to_bytes()).get(timeout=30)
 
     group = settings.dispatcher.group_id
+    caplog.set_level(logging.WARNING, logger=consumer_module.__name__)
     restarted = None
     try:
         with running(dispatcher) as errors:
@@ -139,7 +178,10 @@ def test_redis_stopped_and_restarted_while_scenes_flow_loses_and_repeats_nothing
             server.stop()
             produce("scene-2")
             produce("scene-3")
-            time.sleep(6.0)
+            # Evidence of the outage, not a pause: the dispatcher met Redis down, backed off and met it
+            # again (its warning each time), all on scene-2.
+            outages = wait_for_outage_warnings(caplog, want=3, errors=errors, timeout_s=120)
+            assert all(message.startswith(f"{topics.scenes}[0]@1: ") for message in outages), outages
             assert not errors, f"the dispatcher died without Redis: {errors!r}"
             assert committed_offset(settings.kafka, group, topics.scenes) == 1, (
                 "committed what it could not store"

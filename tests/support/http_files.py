@@ -41,7 +41,10 @@ def serve_folder(folder: Path) -> Iterator[tuple[str, dict[str, int]]]:
     )
     thread = threading.Thread(target=server.run, name="http-files", daemon=True)
     thread.start()
+    deadline = time.monotonic() + 30
     while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError(f"the file server on port {port} did not start within 30 s")
         time.sleep(0.02)
     try:
         yield f"http://127.0.0.1:{port}", served
