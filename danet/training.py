@@ -1,6 +1,6 @@
 """Training: one loop, run in a single process or data-parallel on Ray Train workers.
 
-The loop follows the LAVT family's recipe (DESIGN.md): AdamW without weight decay on norms and position
+The loop follows the LAVT family's recipe (docs/danet.md): AdamW without weight decay on norms and position
 tables, poly-0.9 decay per iteration, weighted CE (+ optional Dice) plus the alignment losses, bf16
 autocast on CUDA. It evaluates on the validation split after each epoch and keeps ``last.pt`` and
 ``best.pt`` (by mIoU) in the output folder.

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Run a command inside a fresh loopback-only network namespace (ENVIRONMENT.md, "Network rule"):
+# Run a command inside a fresh loopback-only network namespace (README "Development notes", network rule):
 # Ray listens on all interfaces and talks to the machine's own address, so anything that starts Ray,
 # and every service it needs, runs in here where only 127.0.0.1 exists.
 set -euo pipefail

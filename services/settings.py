@@ -70,7 +70,8 @@ class KafkaSettings(BaseModel):
     bootstrap_servers: str = "127.0.0.1:9092"
     client_id: str = "lookout"
     # Short session/heartbeat timeouts make the first group assignment take ~3 s instead of ~23 s
-    # (ENVIRONMENT.md); max_poll_interval must exceed the slowest scene a dispatcher processes.
+    # (measured against Tansu with kafka-python); max_poll_interval must exceed the slowest scene a
+    # dispatcher processes.
     session_timeout_ms: int = Field(6000, gt=0)
     heartbeat_interval_ms: int = Field(1000, gt=0)
     max_poll_interval_ms: int = Field(300_000, gt=0)

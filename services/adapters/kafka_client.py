@@ -1,7 +1,7 @@
 """Kafka producer/consumer/admin factories with settings that work against the broker.
 
 Consumers never auto-commit: the dispatcher commits offsets only after its results are durably
-written (at-least-once delivery with idempotent writes, DESIGN.md).
+written (at-least-once delivery with idempotent writes: see services.dispatcher.consumer).
 """
 
 from __future__ import annotations

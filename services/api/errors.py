@@ -19,6 +19,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from services.api.responses import ErrorMessage, FieldErrors
 from services.store import QueryNotFoundError
 
 log = logging.getLogger(__name__)
@@ -72,6 +73,28 @@ DEFAULT_ERROR_RULES: Mapping[type[Exception], ErrorRule] = {
         503, _detail(lambda e: "the detection store is unreachable; retry later")
     ),
     redis.TimeoutError: ErrorRule(503, _detail(lambda e: "the detection store timed out; retry later")),
+}
+
+
+# What the tenant-scoped routes may answer besides their success (the routes' `responses`, for /openapi.json).
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorMessage, "description": "No API key, or an unknown or revoked one (api_key mode)"},
+    404: {"model": ErrorMessage, "description": "No such query (or detection) for the caller's tenant"},
+    422: {"model": FieldErrors, "description": "Invalid request: one item per problem, naming the field"},
+    429: {"model": ErrorMessage, "description": "The tenant's rate limit (api.rate_limit) is used up"},
+    503: {"model": ErrorMessage, "description": "The detection store is unreachable or timed out"},
+}
+# The same for routes whose success is GeoJSON: their errors are still JSON, but FastAPI files a `model`
+# under the route's own media type, so these name the JSON schema themselves (registered by the routes
+# that use ERROR_RESPONSES).
+GEOJSON_ROUTE_ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {
+        "description": response["description"],
+        "content": {
+            "application/json": {"schema": {"$ref": f"#/components/schemas/{response['model'].__name__}"}}
+        },
+    }
+    for status, response in ERROR_RESPONSES.items()
 }
 
 

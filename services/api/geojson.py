@@ -7,6 +7,7 @@ from typing import Any
 
 from fastapi.responses import JSONResponse
 
+from services.api.responses import DetectionCollection, DetectionPage, Link
 from services.contracts import Detection
 
 GEOJSON = "application/geo+json"
@@ -18,14 +19,16 @@ class GeoJSONResponse(JSONResponse):
     media_type = GEOJSON
 
 
-def feature_collection(
-    detections: Sequence[Detection], *, number_matched: int, **members: Any
-) -> dict[str, Any]:
+def feature_collection(detections: Sequence[Detection], *, number_matched: int) -> DetectionCollection:
     """A FeatureCollection of detections with OGC's ``numberMatched``/``numberReturned`` counts."""
-    return {
-        "type": "FeatureCollection",
-        "features": [d.to_feature() for d in detections],
-        "numberMatched": number_matched,
-        "numberReturned": len(detections),
-        **members,
-    }
+    return DetectionCollection(**_counted(detections, number_matched))
+
+
+def feature_page(detections: Sequence[Detection], *, number_matched: int, links: list[Link]) -> DetectionPage:
+    """:func:`feature_collection` as one page of an OGC API - Features collection, with its links."""
+    return DetectionPage(**_counted(detections, number_matched), links=links)
+
+
+def _counted(detections: Sequence[Detection], number_matched: int) -> dict[str, Any]:
+    features = [d.feature() for d in detections]
+    return {"features": features, "numberMatched": number_matched, "numberReturned": len(features)}

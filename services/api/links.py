@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from fastapi import Request
 from starlette.datastructures import URL
 
+from services.api.responses import Link
+
 
 def api_url(
     request: Request, base_url: str | None, path: str, params: Mapping[str, str] | None = None
@@ -19,9 +21,6 @@ def api_url(
     return str(url)
 
 
-def link(href: str, rel: str, media_type: str, title: str | None = None) -> dict[str, str]:
+def link(href: str, rel: str, media_type: str, title: str) -> Link:
     """One OGC/STAC-style link object."""
-    out = {"href": href, "rel": rel, "type": media_type}
-    if title:
-        out["title"] = title
-    return out
+    return Link(href=href, rel=rel, type=media_type, title=title)

@@ -27,7 +27,6 @@ Delivery is at-least-once; ``webhook-id`` makes it idempotent for the receiver.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import socket
@@ -249,7 +248,7 @@ class WebhookDispatcher:
     ) -> bool:
         """POST one entry with retries; True (and XACK) on a 2xx."""
         try:
-            feature = Detection.model_validate_json((fields or {})[b"feature"]).to_feature()
+            detection = Detection.model_validate_json((fields or {})[b"feature"])
         except (KeyError, pydantic.ValidationError) as exc:
             # Trimmed from the stream or not a detection: it can never be delivered, so do not retry it.
             detail = "trimmed from the stream" if not fields else f"not a detection: {exc}"
@@ -258,7 +257,7 @@ class WebhookDispatcher:
             return False
         url = str(query.delivery.webhook_url)
         key = query.delivery.webhook_key()
-        body = json.dumps(feature, separators=(",", ":")).encode()
+        body = detection.feature_json()
         msg_id = delivery_id(query.id, entry_id)
         headers = {"Content-Type": GEOJSON, QUERY_HEADER: query.id}
         attempt = 0

@@ -4,16 +4,26 @@ Query, SceneMessage and Detection are pydantic models; topic names and Redis key
 so no component spells a topic or key by hand.
 """
 
-from services.contracts.detection import ChangeStatus, Detection, detection_id
+from services.contracts.detection import (
+    ChangeStatus,
+    Detection,
+    DetectionFeature,
+    DetectionGeometry,
+    DetectionProperties,
+    detection_id,
+)
 from services.contracts.keys import RedisKeys, normalize_text
 from services.contracts.query import Delivery, Query, QueryCreate, QueryFilters, QueryStatus, QueryUpdate
-from services.contracts.scene import SceneMessage
+from services.contracts.scene import SceneMessage, item_time
 from services.contracts.topics import Topics
 
 __all__ = [
     "ChangeStatus",
     "Delivery",
     "Detection",
+    "DetectionFeature",
+    "DetectionGeometry",
+    "DetectionProperties",
     "Query",
     "QueryCreate",
     "QueryFilters",
@@ -23,5 +33,6 @@ __all__ = [
     "SceneMessage",
     "Topics",
     "detection_id",
+    "item_time",
     "normalize_text",
 ]

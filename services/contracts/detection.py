@@ -1,4 +1,5 @@
-"""Georeferenced detections: what subscribers receive."""
+"""Georeferenced detections: what subscribers receive, and the one GeoJSON Feature form every output
+(the detections topic, webhooks, the SSE stream, the detections and OGC API routes) sends them in."""
 
 from __future__ import annotations
 
@@ -6,8 +7,9 @@ import hashlib
 import json
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any, Literal
 
+from geojson_pydantic import Feature, MultiPolygon, Polygon
 from pydantic import BaseModel, ConfigDict, Field
 
 DETECTION_SCHEMA_VERSION = 1
@@ -31,13 +33,16 @@ def detection_id(
     return hashlib.sha256(canonical.encode()).hexdigest()[:32]
 
 
-class Detection(BaseModel):
-    """One detected object (a polygon) for one query in one scene."""
+# RFC 7946: CRS84 lon/lat, right-hand rule, at most 7 decimals (danet.geo's vectorizer writes it so).
+DetectionGeometry = Annotated[Polygon | MultiPolygon, Field(discriminator="type")]
+
+
+class DetectionProperties(BaseModel):
+    """What a detection says about itself: everything but its id and geometry (a Feature's ``properties``)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     schema_version: int = DETECTION_SCHEMA_VERSION
-    id: str
     query_id: str
     query_version: int
     query_text: str
@@ -51,18 +56,42 @@ class Detection(BaseModel):
     score_max: float = Field(ge=0, le=1)
     area_m2: float = Field(ge=0)
     pixel_count: int = Field(ge=0)
-    geometry: dict[str, Any] = Field(description="RFC 7946 Polygon/MultiPolygon, CRS84, <= 7 decimals")
     change: ChangeStatus = ChangeStatus.new
     item_href: str | None = None
 
+
+class DetectionFeature(Feature[DetectionGeometry, DetectionProperties]):
+    """A detection as an RFC 7946 Feature: ``id`` = the detection id, the rest in ``properties``."""
+
+    type: Literal["Feature"] = "Feature"
+    id: str
+    geometry: DetectionGeometry
+    properties: DetectionProperties
+
+
+class Detection(DetectionProperties):
+    """One detected object (a polygon) for one query in one scene."""
+
+    id: str
+    geometry: DetectionGeometry
+
+    def feature(self) -> DetectionFeature:
+        """This detection as a GeoJSON Feature: the one wire form of a detection."""
+        properties = DetectionProperties.model_validate(self, from_attributes=True)
+        return DetectionFeature(id=self.id, geometry=self.geometry, properties=properties)
+
+    def feature_json(self) -> bytes:
+        """:meth:`feature` as compact JSON: the body of a webhook, a Kafka record, an SSE event."""
+        return self.feature().model_dump_json().encode()
+
     def to_feature(self) -> dict[str, Any]:
-        """An RFC 7946 Feature (``id`` = detection id, everything else in ``properties``)."""
-        properties = self.model_dump(mode="json", exclude={"id", "geometry"})
-        return {"type": "Feature", "id": self.id, "geometry": self.geometry, "properties": properties}
+        """:meth:`feature` as a JSON-ready dict."""
+        return self.feature().model_dump(mode="json")
 
     @classmethod
-    def from_feature(cls, feature: dict[str, Any]) -> Detection:
-        """Inverse of :meth:`to_feature`."""
+    def from_feature(cls, feature: dict[str, Any] | DetectionFeature) -> Detection:
+        """Inverse of :meth:`feature`."""
+        parsed = DetectionFeature.model_validate(feature)
         return cls.model_validate(
-            {**feature["properties"], "id": feature["id"], "geometry": feature["geometry"]}
+            {**parsed.properties.model_dump(), "id": parsed.id, "geometry": parsed.geometry}
         )

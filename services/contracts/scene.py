@@ -1,13 +1,35 @@
-"""The message on the ``scenes`` topic: one new STAC item, never pixels."""
+"""The message on the ``scenes`` topic: one new STAC item, never pixels; and how an item's times read."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pystac.utils import str_to_datetime
 
 SCENE_SCHEMA_VERSION = 1
+
+
+def item_time(properties: Mapping[str, Any], field: str) -> datetime | None:
+    """``properties[field]`` of a STAC item (``datetime``, ``start_datetime``, ...) as an aware UTC
+    datetime; None when absent, null or empty. The one parser of item times (the watcher's and dispatcher's).
+
+    RFC 3339, read by pystac (lower-case ``t``/``z`` and any number of fractional digits are accepted);
+    a value without an offset is read as UTC rather than local time.
+
+    Raises:
+        ValueError: the value is not a date-time (the message names the field).
+    """
+    value = properties.get(field)
+    if value is None or value == "":
+        return None
+    try:
+        parsed = str_to_datetime(str(value))
+    except ValueError as exc:
+        raise ValueError(f"properties.{field}: {value!r} is not an RFC 3339 date-time ({exc})") from None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
 class SceneMessage(BaseModel):

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
 
-from services.contracts import Query, QueryStatus
+from services.contracts import Query, QueryStatus, item_time
 
 
 @dataclass(frozen=True)
@@ -35,16 +35,6 @@ class SceneFacts:
     source: str = ""
 
 
-def _parse_time(value: Any, field: str) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        parsed = datetime.fromisoformat(str(value))
-    except ValueError as exc:
-        raise ValueError(f"properties.{field}: {value!r} is not an RFC 3339 date-time") from exc
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
 def scene_facts(collection: str, item: Mapping[str, Any], source: str = "") -> SceneFacts:
     """Read the matching facts of a STAC item dict (raises ValueError naming a malformed field)."""
     props = item.get("properties") or {}
@@ -53,11 +43,11 @@ def scene_facts(collection: str, item: Mapping[str, Any], source: str = "") -> S
         footprint = shape(geometry) if geometry else None
     except (AttributeError, KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"geometry: not a GeoJSON geometry: {exc}") from exc
-    start = _parse_time(props.get("datetime"), "datetime")
+    start = item_time(props, "datetime")
     end = start
     if start is None:
-        start = _parse_time(props.get("start_datetime"), "start_datetime")
-        end = _parse_time(props.get("end_datetime"), "end_datetime") or start
+        start = item_time(props, "start_datetime")
+        end = item_time(props, "end_datetime") or start
     cloud = props.get("eo:cloud_cover")
     try:
         cloud_cover = None if cloud is None else float(cloud)

@@ -11,7 +11,6 @@ The Redis Stream per query has no such window: it is written in the store's tran
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 
@@ -58,8 +57,11 @@ class DetectionPublisher:
         futures = []
         for result, _ in pending:
             for detection in result.detections:
-                value = json.dumps(detection.to_feature(), separators=(",", ":")).encode()
-                futures.append(self.producer.send(self.topic, key=result.query.id.encode(), value=value))
+                futures.append(
+                    self.producer.send(
+                        self.topic, key=result.query.id.encode(), value=detection.feature_json()
+                    )
+                )
         if futures:
             self.producer.flush(timeout=self.timeout_s)
             for future in futures:

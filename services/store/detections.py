@@ -68,7 +68,7 @@ class DetectionStore:
             pipe.set(marker, ",".join(ids))
             pipe.set(
                 self.keys.last_scene(query.id),
-                json.dumps([d.geometry for d in detections]),
+                json.dumps([d.geometry.model_dump(mode="json") for d in detections]),
             )
             return True
 

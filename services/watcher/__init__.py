@@ -1,5 +1,5 @@
 """The STAC watcher: polls scene sources for new items over the active queries' AOIs and publishes one
-SceneMessage per new item to the ``scenes`` topic (DESIGN.md "Data flow").
+SceneMessage per new item to the ``scenes`` topic (the README's data-flow diagram).
 
 - ``planning``: which (source, collection) to search, over which AOI union, from which datetime (pure).
 - ``health``: retry backoff and stale-feed tracking per source (pure).

@@ -15,11 +15,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import shapely
-from pystac.utils import str_to_datetime
 from shapely.geometry import box, mapping
 from shapely.geometry.base import BaseGeometry
 
-from services.contracts import Query
+from services.contracts import Query, item_time
 
 # A search geometry travels in every request body; past this many vertices the union of the AOIs'
 # bounding boxes is sent instead. It covers more ground, which is safe: the dispatcher matches each
@@ -111,12 +110,10 @@ def datetime_interval(start: datetime) -> str:
 def item_datetime(item: dict[str, Any]) -> datetime:
     """An item's acquisition time: ``datetime``, or ``start_datetime`` for items that carry a range."""
     properties = item.get("properties") or {}
-    value = properties.get("datetime") or properties.get("start_datetime")
-    if not value:
+    acquired = item_time(properties, "datetime") or item_time(properties, "start_datetime")
+    if acquired is None:
         raise ValueError(f"item {item.get('id')!r}: properties.datetime and start_datetime are both missing")
-    acquired = str_to_datetime(value)
-    # RFC 3339 requires an offset; read one that lacks it as UTC rather than as local time.
-    return acquired.replace(tzinfo=UTC) if acquired.tzinfo is None else acquired.astimezone(UTC)
+    return acquired
 
 
 def advance_high_water(

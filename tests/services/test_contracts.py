@@ -1,5 +1,6 @@
 """Contracts: validation names the field and the reason; ids are deterministic; messages round-trip."""
 
+import json
 from datetime import UTC, datetime
 
 import pytest
@@ -15,6 +16,7 @@ from services.contracts import (
     SceneMessage,
     Topics,
     detection_id,
+    item_time,
     normalize_text,
 )
 
@@ -131,6 +133,47 @@ def test_detection_feature_round_trip():
     assert feature["id"] == "abc"
     assert feature["properties"]["change"] == "new"
     assert Detection.from_feature(feature) == detection
+    # The one wire form: the typed Feature, its dict and its JSON say the same.
+    assert json.loads(detection.feature_json()) == feature == detection.feature().model_dump(mode="json")
+    assert set(feature) == {"type", "id", "geometry", "properties"}  # no "bbox": null
+
+
+def test_detection_geometry_is_a_typed_polygon_or_multipolygon():
+    fields = {
+        "id": "abc", "query_id": "q1", "query_version": 1, "query_text": "ships", "collection": "s2",
+        "item_id": "i1", "acquired": None, "detected_at": datetime.now(UTC), "model": "m", "score": 0.5,
+        "score_max": 0.9, "area_m2": 1.0, "pixel_count": 3,
+    }  # fmt: skip
+    ring = [[0, 0], [1, 0], [1, 1], [0, 0]]
+    assert Detection(**fields, geometry={"type": "Polygon", "coordinates": [ring]}).geometry.type == "Polygon"
+    multi = Detection(**fields, geometry={"type": "MultiPolygon", "coordinates": [[ring]]})
+    assert multi.geometry.type == "MultiPolygon"
+    with pytest.raises(ValidationError, match="does not match any of the expected tags"):
+        Detection(**fields, geometry={"type": "Point", "coordinates": [0, 0]})
+    with pytest.raises(ValidationError, match="same start and end"):
+        Detection(**fields, geometry={"type": "Polygon", "coordinates": [[*ring[:-1], [2, 2]]]})
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("2024-06-01T12:00:00Z", datetime(2024, 6, 1, 12, tzinfo=UTC)),
+        ("2024-06-01t12:00:00z", datetime(2024, 6, 1, 12, tzinfo=UTC)),  # RFC 3339 allows lower case
+        ("2024-06-01T14:00:00+02:00", datetime(2024, 6, 1, 12, tzinfo=UTC)),
+        ("2024-06-01T12:00:00.123456789Z", datetime(2024, 6, 1, 12, 0, 0, 123456, tzinfo=UTC)),
+        ("2024-06-01T12:00:00", datetime(2024, 6, 1, 12, tzinfo=UTC)),  # no offset: UTC, not local time
+        (None, None),
+    ],
+)
+def test_item_times_read_as_utc_by_the_one_parser(value, expected):
+    parsed = item_time({"datetime": value}, "datetime")
+    assert parsed == expected
+    assert parsed is None or parsed.tzinfo is UTC
+
+
+def test_an_item_time_that_is_no_date_time_names_its_field():
+    with pytest.raises(ValueError, match=r"properties\.start_datetime: 'soon' is not an RFC 3339 date-time"):
+        item_time({"start_datetime": "soon"}, "start_datetime")
 
 
 def test_scene_message_round_trip_and_refusals():

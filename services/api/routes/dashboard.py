@@ -17,14 +17,14 @@ are scoped to the caller's tenant like the detections they belong to.
 import logging
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from fastapi.responses import FileResponse, RedirectResponse
 from starlette.staticfiles import StaticFiles
 
 from services.api.context import ApiContext
-from services.api.errors import DetectionNotFoundError
+from services.api.errors import ERROR_RESPONSES, DetectionNotFoundError
 from services.api.links import api_url, link
 from services.api.quicklook import (
     Quicklook,
@@ -32,6 +32,7 @@ from services.api.quicklook import (
     QuicklookUnavailableError,
     SceneReadError,
 )
+from services.api.responses import ErrorMessage, QuicklookDocument
 from services.contracts import Detection
 
 log = logging.getLogger(__name__)
@@ -59,19 +60,19 @@ def relative_path(url_path: str) -> str:
     return os.path.normpath(os.path.join(*url_path.split("/"))) if url_path else "."
 
 
-def quicklook_document(detection: Detection, quicklook: Quicklook, png_url: str) -> dict[str, Any]:
-    """JSON describing where a scene's quicklook lies on the map."""
-    return {
-        "collection": detection.collection,
-        "item_id": detection.item_id,
-        "item_href": detection.item_href,
-        "crs": CRS84,
-        "bbox": list(quicklook.bounds),
-        "coordinates": quicklook.corners,
-        "width": quicklook.width,
-        "height": quicklook.height,
-        "links": [link(png_url, "preview", PNG, "the scene's quicklook")],
-    }
+def quicklook_document(detection: Detection, quicklook: Quicklook, png_url: str) -> QuicklookDocument:
+    """Where a scene's quicklook lies on the map."""
+    return QuicklookDocument(
+        collection=detection.collection,
+        item_id=detection.item_id,
+        item_href=detection.item_href,
+        crs=CRS84,
+        bbox=quicklook.bounds,
+        coordinates=quicklook.corners,
+        width=quicklook.width,
+        height=quicklook.height,
+        links=[link(png_url, "preview", PNG, "the scene's quicklook")],
+    )
 
 
 def build_router(ctx: ApiContext) -> APIRouter:
@@ -144,8 +145,12 @@ def build_router(ctx: ApiContext) -> APIRouter:
                 502, f"could not read {detection.collection}/{detection.item_id}: {exc}"
             ) from exc
 
-    @router.get("/queries/{query_id}/detections/{detection_id}/quicklook")
-    def quicklook(query_id: str, detection_id: str, tenant: Tenant, request: Request) -> dict[str, Any]:
+    quicklook_errors = ERROR_RESPONSES | {
+        502: {"model": ErrorMessage, "description": "The scene's image could not be read"}
+    }
+
+    @router.get("/queries/{query_id}/detections/{detection_id}/quicklook", responses=quicklook_errors)
+    def quicklook(query_id: str, detection_id: str, tenant: Tenant, request: Request) -> QuicklookDocument:
         """Where the quicklook of the detection's scene lies: CRS84 ``bbox``, the four ``coordinates``
         (top-left, top-right, bottom-right, bottom-left, as a MapLibre image source takes them) and a
         ``preview`` link to the PNG (Web Mercator, transparent outside the image)."""
@@ -158,7 +163,7 @@ def build_router(ctx: ApiContext) -> APIRouter:
     @router.get(
         "/queries/{query_id}/detections/{detection_id}/quicklook.png",
         response_class=Response,
-        responses={200: {"content": {PNG: {}}, "description": "The quicklook PNG"}},
+        responses={200: {"content": {PNG: {}}, "description": "The quicklook PNG"}} | quicklook_errors,
     )
     def quicklook_png(query_id: str, detection_id: str, tenant: Tenant) -> Response:
         """The quicklook of the detection's scene as a PNG (rendered once, then served from the cache)."""

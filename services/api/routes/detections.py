@@ -7,8 +7,10 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 
 from services.api.context import ApiContext
+from services.api.errors import GEOJSON_ROUTE_ERROR_RESPONSES
 from services.api.filters import BBox, TimeInterval, parse_bbox, parse_datetime_interval
 from services.api.geojson import GeoJSONResponse, feature_collection
+from services.api.responses import DetectionCollection
 from services.contracts import ChangeStatus, Detection
 from services.store import DetectionStore
 
@@ -44,10 +46,14 @@ def select_detections(
 
 def build_router(ctx: ApiContext) -> APIRouter:
     """The detections listing route."""
-    router = APIRouter(tags=["detections"])
+    router = APIRouter(tags=["detections"], responses=GEOJSON_ROUTE_ERROR_RESPONSES)
     Tenant = Annotated[str, Depends(ctx.tenant)]
 
-    @router.get("/queries/{query_id}/detections", response_class=GeoJSONResponse)
+    @router.get(
+        "/queries/{query_id}/detections",
+        response_class=GeoJSONResponse,
+        response_model=DetectionCollection,
+    )
     def list_detections(
         query_id: str,
         tenant: Tenant,
@@ -55,7 +61,7 @@ def build_router(ctx: ApiContext) -> APIRouter:
         bbox: Annotated[str | None, Query(description=BBOX_HELP)] = None,
         change: ChangeStatus | None = None,
         limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100,
-    ) -> GeoJSONResponse:
+    ) -> DetectionCollection:
         """Detections of one query, newest acquisition first (acquisition time, else detection time)."""
         ctx.queries.get(query_id, tenant=tenant)
         matched = select_detections(
@@ -63,6 +69,6 @@ def build_router(ctx: ApiContext) -> APIRouter:
         )
         page = matched[:limit]
         ctx.metrics.detections_served.labels("detections").inc(len(page))
-        return GeoJSONResponse(feature_collection(page, number_matched=len(matched)))
+        return feature_collection(page, number_matched=len(matched))
 
     return router

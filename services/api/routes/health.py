@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from services.api.context import ApiContext
+from services.api.responses import Health
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +28,11 @@ def build_router(ctx: ApiContext) -> APIRouter:
             log.warning("health: Redis ping failed: %s", exc)
             return {"ok": False, "error": str(exc)}
 
-    @router.get("/healthz")
+    @router.get(
+        "/healthz",
+        response_model=Health,
+        responses={503: {"model": Health, "description": "Redis or a component is not ok"}},
+    )
     def healthz() -> JSONResponse:
         """200 when Redis answers and no component reports ``ok: false``; 503 otherwise."""
         components: dict[str, Any] = {"redis": redis_status()}
@@ -38,10 +43,14 @@ def build_router(ctx: ApiContext) -> APIRouter:
                 log.exception("health: component %s status failed", name)
                 components[name] = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
         healthy = all(c.get("ok", True) is not False for c in components.values())
-        body = {"status": "ok" if healthy else "unhealthy", "components": components}
-        return JSONResponse(jsonable_encoder(body), status_code=200 if healthy else 503)
+        body = Health(status="ok" if healthy else "unhealthy", components=jsonable_encoder(components))
+        return JSONResponse(body.model_dump(mode="json"), status_code=200 if healthy else 503)
 
-    @router.get("/metrics")
+    @router.get(
+        "/metrics",
+        response_class=Response,
+        responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text format"}},
+    )
     def metrics() -> Response:
         """Prometheus text exposition of this app's registry."""
         return Response(generate_latest(ctx.metrics.registry), media_type=CONTENT_TYPE_LATEST)

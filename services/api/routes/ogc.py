@@ -8,16 +8,27 @@ OGC API - Features client expects.
 
 # Annotations are evaluated eagerly (no __future__ import): FastAPI resolves the closure's Tenant alias.
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.responses import RedirectResponse, Response
 
 from services.api.context import ApiContext
-from services.api.errors import DetectionNotFoundError
+from services.api.errors import ERROR_RESPONSES, GEOJSON_ROUTE_ERROR_RESPONSES, DetectionNotFoundError
 from services.api.filters import parse_bbox, parse_datetime_interval
-from services.api.geojson import GEOJSON, GeoJSONResponse, feature_collection
+from services.api.geojson import GEOJSON, GeoJSONResponse, feature_page
 from services.api.links import api_url, link
+from services.api.responses import (
+    CollectionDocument,
+    Collections,
+    Conformance,
+    DetectionItem,
+    DetectionPage,
+    Extent,
+    LandingPage,
+    SpatialExtent,
+    TemporalExtent,
+)
 from services.api.routes.detections import BBOX_HELP, DATETIME_HELP, select_detections
 from services.contracts import Query as StandingQuery
 
@@ -34,27 +45,25 @@ DEFAULT_LIMIT = 10
 MAX_LIMIT = 10_000
 
 
-def collection_document(query: StandingQuery, url: str) -> dict[str, Any]:
+def collection_document(query: StandingQuery, url: str) -> CollectionDocument:
     """The OGC collection describing one standing query (``url`` = the collection's own URL)."""
-    minx, miny, maxx, maxy = query.geometry.bounds
     start = query.start.isoformat() if query.start else None
     end = query.end.isoformat() if query.end else None
-    return {
-        "id": query.id,
-        "title": query.text,
-        "description": f"Detections of the standing query {query.text!r} (version {query.version}, "
+    return CollectionDocument(
+        id=query.id,
+        title=query.text,
+        description=f"Detections of the standing query {query.text!r} (version {query.version}, "
         f"{query.status}) over collections {', '.join(query.collections)}",
-        "itemType": "feature",
-        "crs": [CRS84],
-        "extent": {
-            "spatial": {"bbox": [[minx, miny, maxx, maxy]], "crs": CRS84},
-            "temporal": {"interval": [[start, end]], "trs": GREGORIAN},
-        },
-        "links": [
+        crs=[CRS84],
+        extent=Extent(
+            spatial=SpatialExtent(bbox=[query.geometry.bounds], crs=CRS84),
+            temporal=TemporalExtent(interval=[(start, end)], trs=GREGORIAN),
+        ),
+        links=[
             link(url, "self", JSON, "this collection"),
             link(f"{url}/items", "items", GEOJSON, "detections"),
         ],
-    }
+    )
 
 
 def build_router(ctx: ApiContext) -> APIRouter:
@@ -65,17 +74,17 @@ def build_router(ctx: ApiContext) -> APIRouter:
     def url(request: Request, path: str, params: dict[str, str] | None = None) -> str:
         return api_url(request, ctx.settings.base_url, path, params)
 
-    @router.get("/", response_class=JSONResponse)
-    def landing_page(request: Request) -> Any:
+    @router.get("/", response_model=LandingPage, responses={303: {"description": "To the dashboard"}})
+    def landing_page(request: Request) -> LandingPage | Response:
         """Links to the API definition, the conformance declaration and the collections; a browser
         (Accept: text/html first) is sent to the dashboard instead."""
         if request.headers.get("accept", "").startswith("text/html"):
             return RedirectResponse(url(request, "dashboard/"), status_code=303)
-        return {
-            "title": "Lookout",
-            "description": "Standing natural-language queries over a live satellite feed; "
+        return LandingPage(
+            title="Lookout",
+            description="Standing natural-language queries over a live satellite feed; "
             "each query's detections form one feature collection.",
-            "links": [
+            links=[
                 link(url(request, ""), "self", JSON, "this document"),
                 link(url(request, "openapi.json"), "service-desc", OPENAPI, "the API definition"),
                 link(url(request, "docs"), "service-doc", HTML, "the API documentation"),
@@ -83,31 +92,36 @@ def build_router(ctx: ApiContext) -> APIRouter:
                 link(url(request, "conformance"), "conformance", JSON, "conformance classes"),
                 link(url(request, "collections"), "data", JSON, "the standing queries as collections"),
             ],
-        }
+        )
 
     @router.get("/conformance")
-    def conformance() -> dict[str, Any]:
+    def conformance() -> Conformance:
         """The conformance classes implemented: Core and GeoJSON."""
-        return {"conformsTo": CONFORMANCE}
+        return Conformance(conformsTo=CONFORMANCE)
 
-    @router.get("/collections")
-    def collections(request: Request, tenant: Tenant) -> dict[str, Any]:
+    @router.get("/collections", responses=ERROR_RESPONSES)
+    def collections(request: Request, tenant: Tenant) -> Collections:
         """One collection per standing query of the caller's tenant."""
-        return {
-            "links": [link(url(request, "collections"), "self", JSON, "this document")],
-            "collections": [
+        return Collections(
+            links=[link(url(request, "collections"), "self", JSON, "this document")],
+            collections=[
                 collection_document(q, url(request, f"collections/{q.id}"))
                 for q in ctx.queries.list(tenant=tenant)
             ],
-        }
+        )
 
-    @router.get("/collections/{query_id}")
-    def collection(query_id: str, request: Request, tenant: Tenant) -> dict[str, Any]:
+    @router.get("/collections/{query_id}", responses=ERROR_RESPONSES)
+    def collection(query_id: str, request: Request, tenant: Tenant) -> CollectionDocument:
         """The collection of one standing query."""
         query = ctx.queries.get(query_id, tenant=tenant)
         return collection_document(query, url(request, f"collections/{query.id}"))
 
-    @router.get("/collections/{query_id}/items", response_class=GeoJSONResponse)
+    @router.get(
+        "/collections/{query_id}/items",
+        response_class=GeoJSONResponse,
+        response_model=DetectionPage,
+        responses=GEOJSON_ROUTE_ERROR_RESPONSES,
+    )
     def items(
         query_id: str,
         request: Request,
@@ -116,7 +130,7 @@ def build_router(ctx: ApiContext) -> APIRouter:
         datetime: Annotated[str | None, Query(description=DATETIME_HELP)] = None,
         limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
         offset: Annotated[int, Query(ge=0)] = 0,
-    ) -> GeoJSONResponse:
+    ) -> DetectionPage:
         """A page of the query's detections, newest acquisition first, with next/prev links."""
         ctx.queries.get(query_id, tenant=tenant)
         matched = select_detections(
@@ -138,18 +152,22 @@ def build_router(ctx: ApiContext) -> APIRouter:
         if offset > 0:
             links.append(link(page_url(max(0, offset - limit)), "prev", GEOJSON, "previous page"))
         ctx.metrics.detections_served.labels("ogc").inc(len(page))
-        return GeoJSONResponse(feature_collection(page, number_matched=len(matched), links=links))
+        return feature_page(page, number_matched=len(matched), links=links)
 
-    @router.get("/collections/{query_id}/items/{detection_id}", response_class=GeoJSONResponse)
-    def item(query_id: str, detection_id: str, request: Request, tenant: Tenant) -> GeoJSONResponse:
+    @router.get(
+        "/collections/{query_id}/items/{detection_id}",
+        response_class=GeoJSONResponse,
+        response_model=DetectionItem,
+        responses=GEOJSON_ROUTE_ERROR_RESPONSES,
+    )
+    def item(query_id: str, detection_id: str, request: Request, tenant: Tenant) -> DetectionItem:
         """One detection as a GeoJSON Feature."""
         ctx.queries.get(query_id, tenant=tenant)
         detection = ctx.detections.get(query_id, detection_id)
         if detection is None:
             raise DetectionNotFoundError(query_id, detection_id)
         ctx.metrics.detections_served.labels("ogc").inc()
-        feature = detection.to_feature()
-        feature["links"] = [
+        links = [
             link(
                 url(request, f"collections/{query_id}/items/{detection_id}"),
                 "self",
@@ -158,6 +176,6 @@ def build_router(ctx: ApiContext) -> APIRouter:
             ),
             link(url(request, f"collections/{query_id}"), "collection", JSON, "the collection"),
         ]
-        return GeoJSONResponse(feature)
+        return DetectionItem(**dict(detection.feature()), links=links)
 
     return router

@@ -12,7 +12,6 @@ shutdown event, and the generator returns after its current read, so the respons
 
 # Annotations are evaluated eagerly (no __future__ import): FastAPI resolves the closure's Tenant alias.
 
-import json
 import logging
 from collections.abc import AsyncIterator
 from typing import Annotated
@@ -26,6 +25,7 @@ from fastapi.concurrency import run_in_threadpool
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from services.api.context import ApiContext
+from services.api.errors import ERROR_RESPONSES
 from services.api.filters import parse_stream_id
 from services.api.metrics import ApiMetrics
 from services.contracts import Detection
@@ -75,16 +75,14 @@ async def detection_events(
                 for raw_id, fields in entries:
                     after = raw_id.decode()
                     try:
-                        feature = Detection.model_validate_json(fields[b"feature"]).to_feature()
+                        detection = Detection.model_validate_json(fields[b"feature"])
                     except (KeyError, pydantic.ValidationError) as exc:
                         log.error(
                             "query %s: stream entry %s is not a detection, skipped: %s", query_id, after, exc
                         )
                         continue
                     metrics.detections_served.labels("stream").inc()
-                    yield ServerSentEvent(
-                        data=json.dumps(feature, separators=(",", ":")), id=after, event="detection"
-                    )
+                    yield ServerSentEvent(data=detection.feature_json().decode(), id=after, event="detection")
     finally:
         metrics.sse_clients.dec()
         # Cancellation (client gone) ends the generator too: shield the close so the socket is released.
@@ -95,14 +93,23 @@ async def detection_events(
 
 def build_router(ctx: ApiContext) -> APIRouter:
     """The SSE route."""
-    router = APIRouter(tags=["stream"])
+    router = APIRouter(tags=["stream"], responses=ERROR_RESPONSES)
     Tenant = Annotated[str, Depends(ctx.tenant)]
 
     def newest_entry(stream: str) -> str:
         newest = ctx.redis.xrevrange(stream, count=1)
         return newest[0][0].decode() if newest else EMPTY_STREAM_ID
 
-    @router.get("/queries/{query_id}/stream", response_class=EventSourceResponse)
+    events_doc = (
+        "Server-Sent Events: `event: detection`, `id` = the Redis Stream entry id, `data` = the "
+        "detection as a GeoJSON Feature (the DetectionFeature schema)"
+    )
+
+    @router.get(
+        "/queries/{query_id}/stream",
+        response_class=EventSourceResponse,
+        responses={200: {"content": {"text/event-stream": {}}, "description": events_doc}},
+    )
     async def stream_detections(
         query_id: str,
         tenant: Tenant,
