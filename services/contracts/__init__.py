@@ -1,4 +1,4 @@
-"""The contracts every Lookout component shares: defined once, typed, versioned (DESIGN.md "Contracts").
+"""The contracts every Lookout component shares: defined once, typed, versioned.
 
 Query, SceneMessage and Detection are pydantic models; topic names and Redis key builders live here too,
 so no component spells a topic or key by hand.

@@ -39,10 +39,6 @@ class DetectionStore:
         """Marker key of one processed (query version, scene, model)."""
         return self.keys.result(query.id, query.version, collection, item_id, model)
 
-    def is_processed(self, query: Query, collection: str, item_id: str, model: str) -> bool:
-        """True when this scene's result for this query version and model is already stored."""
-        return bool(self.redis.exists(self.result_key(query, collection, item_id, model)))
-
     def write_scene(
         self, query: Query, collection: str, item_id: str, model: str, detections: Sequence[Detection]
     ) -> SceneResult:

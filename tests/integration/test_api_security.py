@@ -3,7 +3,8 @@
 Each test names the bad input or attack it tries and asserts exactly what was refused (status, the field
 and the message) and what is stored afterwards: a refused request leaves every key already stored under
 the test's prefix untouched (rate-limit windows aside: counting requests is their job).
-docs/hardening-api.md tabulates the answers observed here.
+docs/hardening.md ("API: bad inputs, API keys, tenant isolation, limits") tabulates the answers observed
+here.
 """
 
 import argparse

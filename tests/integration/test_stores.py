@@ -60,7 +60,7 @@ def test_scene_results_are_written_once_and_streamed_once(redis_client, keys):
     assert not again.written
     assert first.detection_ids == again.detection_ids
     assert redis_client.xlen(keys.detection_stream(query.id)) == 1
-    assert store.is_processed(query, "s2", "item-1", "m")
+    assert store.scene_detections(query, "s2", "item-1", "m") == detections
     assert store.previous_geometries(query.id) == [geometry]
     empty = store.write_scene(query, "s2", "item-2", "m", [])
     assert empty.written
