@@ -269,15 +269,9 @@ class Query(QueryCreate):
         merged["updated"] = datetime.now(UTC)
         return Query.model_validate(merged)
 
-    def public(self) -> dict[str, Any]:
-        """JSON for API responses: the webhook secret is never echoed."""
-        data = self.model_dump(mode="json")
-        if data["delivery"].get("webhook_secret") is not None:
-            data["delivery"]["webhook_secret"] = "**********"
-        return data
-
     def stored(self) -> str:
-        """JSON for storage (secrets included: the store is the service's own)."""
+        """JSON for storage (secrets included: the store is the service's own). Any other JSON of a query
+        (``model_dump_json``, the API's responses) shows the webhook secret as ``**********``."""
         data = self.model_dump(mode="json")
         secret = self.delivery.webhook_secret
         data["delivery"]["webhook_secret"] = secret.get_secret_value() if secret else None
