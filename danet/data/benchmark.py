@@ -76,9 +76,7 @@ def build_benchmark(
 
     The same (seed, synthetic_images, size, sources) always writes the same annotations.
     """
-    out_dir = Path(out_dir)
-    if out_dir.exists() and any(out_dir.iterdir()):
-        raise FileExistsError(f"benchmark output folder {out_dir} is not empty; choose a new or empty folder")
+    out_dir = require_empty_folder(out_dir, "benchmark output folder")
     if synthetic_images < 1:
         raise ValueError(f"synthetic_images must be >= 1, got {synthetic_images}")
     corpus = ReferringCorpus(categories=dict(BENCHMARK_CATEGORIES))
@@ -89,16 +87,40 @@ def build_benchmark(
     if corpus.images[-1].image_id >= REAL_ID_START or corpus.refs[-1].sentences[-1].sent_id >= REAL_ID_START:
         raise ValueError(f"too many synthetic images ({synthetic_images}): ids would reach {REAL_ID_START}")
     _add_real(corpus, subsets, out_dir, sources, seed)
-    write_rrsisd(corpus, out_dir)
-    write_jsonl(corpus, out_dir)
-    (out_dir / SUBSETS_FILE).write_text(
-        json.dumps({str(k): list(v) for k, v in sorted(subsets.items())}), encoding="utf-8"
-    )
+    write_layouts(corpus, subsets, out_dir)
     counts = subset_counts(corpus, subsets)
     (out_dir / CARD_FILE).write_text(
         dataset_card(counts, seed=seed, synthetic_images=synthetic_images, size=size), encoding="utf-8"
     )
     return BuiltBenchmark(root=out_dir, corpus=corpus, subsets=subsets, counts=counts)
+
+
+def require_empty_folder(out_dir: Path, what: str) -> Path:
+    """``out_dir`` as a Path; FileExistsError when it exists and holds anything (nothing is overwritten)."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and any(out_dir.iterdir()):
+        raise FileExistsError(f"{what} {out_dir} is not empty; choose a new or empty folder")
+    return out_dir
+
+
+def write_layouts(corpus: ReferringCorpus, subsets: dict[int, tuple[str, ...]], out_dir: Path) -> None:
+    """Write a corpus in both layouts (RRSIS-D and JSONL) and its ``subsets.json``."""
+    write_rrsisd(corpus, out_dir)
+    write_jsonl(corpus, out_dir)
+    (out_dir / SUBSETS_FILE).write_text(
+        json.dumps({str(k): list(v) for k, v in sorted(subsets.items())}), encoding="utf-8"
+    )
+
+
+def count_table(counts: dict[str, dict[str, dict[str, int]]]) -> str:
+    """The Markdown table of images / refs / sentences per subset and split of a dataset card."""
+    rows = [
+        f"| {name} | "
+        + " | ".join(f"{c[s]['images']} / {c[s]['refs']} / {c[s]['sentences']}" for s in SPLITS)
+        + " |"
+        for name, c in counts.items()
+    ]
+    return "\n".join(["| subset | train | val | test |", "|---|---:|---:|---:|", *rows])
 
 
 def read_subsets(root: Path) -> dict[int, list[str]]:
@@ -184,8 +206,8 @@ def _add_synthetic(
             )
             names = ("synthetic", "synthetic-distractor") if distractor else ("synthetic",)
             ann_id = next(ids)
-            _add_ref(corpus, subsets, image_id, ann_id, category, referent.mask, splits[index])
-            _add_sentences(corpus, subsets, referent.sentences, [names] * len(referent.sentences), sent_ids)
+            add_ref(corpus, subsets, image_id, ann_id, category, referent.mask, splits[index])
+            add_sentences(corpus, subsets, referent.sentences, [names] * len(referent.sentences), sent_ids)
 
 
 def _add_real(
@@ -210,12 +232,12 @@ def _add_real(
             height, width = crop.image.shape[:2]
             corpus.images.append(CorpusImage(image_id, file_name, width, height))
             for ref in crop.refs:
-                _add_ref(corpus, subsets, image_id, next(ann_ids), ref.category, ref.mask, split)
+                add_ref(corpus, subsets, image_id, next(ann_ids), ref.category, ref.mask, split)
                 names = [("real", source, f"{source}/{kind}") for kind in ref.kinds]
-                _add_sentences(corpus, subsets, ref.sentences, names, sent_ids)
+                add_sentences(corpus, subsets, ref.sentences, names, sent_ids)
 
 
-def _add_ref(
+def add_ref(
     corpus: ReferringCorpus,
     subsets: dict[int, tuple[str, ...]],
     image_id: int,
@@ -224,7 +246,7 @@ def _add_ref(
     mask: np.ndarray,
     split: str,
 ) -> None:
-    """Append the target annotation and an (as yet sentence-less) ref; `_add_sentences` completes it."""
+    """Append the target annotation and an (as yet sentence-less) ref; `add_sentences` completes it."""
     category_id = next(k for k, v in BENCHMARK_CATEGORIES.items() if v == category)
     segmentation = encode_mask(mask)
     area, bbox = segmentation_area_bbox(segmentation, *mask.shape)
@@ -238,7 +260,7 @@ def _add_ref(
     corpus.refs.append(CorpusRef(ann_id, ann_id, image_id, category_id, split, ()))
 
 
-def _add_sentences(
+def add_sentences(
     corpus: ReferringCorpus,
     subsets: dict[int, tuple[str, ...]],
     texts: Sequence[str],
@@ -262,14 +284,8 @@ def dataset_card(
     counts: dict[str, dict[str, dict[str, int]]], *, seed: int, synthetic_images: int, size: int
 ) -> str:
     """The DATASET.md text: provenance, licences, generation rules, and the count table."""
-    rows = [
-        f"| {name} | "
-        + " | ".join(f"{c[s]['images']} / {c[s]['refs']} / {c[s]['sentences']}" for s in SPLITS)
-        + " |"
-        for name, c in counts.items()
-    ]
     b, r, n = (CROP_SIZES[s] for s in ("spacenet-buildings", "spacenet-roads", "neon-trees"))
-    table = "\n".join(["| subset | train | val | test |", "|---|---:|---:|---:|", *rows])
+    table = count_table(counts)
     return f"""# Lookout referring benchmark
 
 Written by `danet benchmark-data --seed {seed} --synthetic-images {synthetic_images} --size {size}`

@@ -36,7 +36,6 @@ subset and card helpers, so both benchmarks are read the same way.
 from __future__ import annotations
 
 import itertools
-import json
 import textwrap
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -46,12 +45,18 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 from tqdm import tqdm
 
-from danet.data.benchmark import CARD_FILE, SPLITS, SUBSETS_FILE, BuiltBenchmark, subset_counts
+from danet.data.benchmark import (
+    CARD_FILE,
+    BuiltBenchmark,
+    add_ref,
+    add_sentences,
+    count_table,
+    require_empty_folder,
+    subset_counts,
+    write_layouts,
+)
 from danet.data.corpus import (
-    CorpusAnnotation,
     CorpusImage,
-    CorpusRef,
-    CorpusSentence,
     ReferringCorpus,
     write_image,
 )
@@ -64,9 +69,6 @@ from danet.data.expressions import (
     render_variants,
     unambiguous_expressions,
 )
-from danet.data.jsonl import write_jsonl
-from danet.data.records import encode_mask, segmentation_area_bbox
-from danet.data.rrsisd import write_rrsisd
 
 # The same ids as the training data, so per-category tooling reads both alike.
 CATEGORY_IDS = {name: i + 1 for i, name in enumerate(CATEGORIES)}
@@ -1256,9 +1258,7 @@ def write_heldout_dataset(
     when the image holds another object of the target's class) and the paraphrase
     ("heldout-paraphrased", plus "heldout-paraphrased-distractor").
     """
-    out_dir = Path(out_dir)
-    if out_dir.exists() and any(out_dir.iterdir()):
-        raise FileExistsError(f"held-out output folder {out_dir} is not empty; choose a new or empty folder")
+    out_dir = require_empty_folder(out_dir, "held-out output folder")
     if num_images < 1:
         raise ValueError(f"num_images must be >= 1, got {num_images}")
     corpus = ReferringCorpus(categories={i: name for name, i in CATEGORY_IDS.items()})
@@ -1272,15 +1272,6 @@ def write_heldout_dataset(
         write_image(out_dir, file_name, scene.image)
         corpus.images.append(CorpusImage(image_id, file_name, size, size))
         for ref in scene.refs:
-            ann_id = next(ids)
-            category_id = CATEGORY_IDS[ref.expression.category]
-            segmentation = encode_mask(ref.mask)
-            area, bbox = segmentation_area_bbox(segmentation, size, size)
-            corpus.annotations.append(
-                CorpusAnnotation(
-                    ann_id, image_id, category_id, segmentation, area, (bbox[0], bbox[1], bbox[2], bbox[3])
-                )
-            )
             distractor = scene.has_distractor(ref)
             names = (
                 ("heldout", "heldout-distractor") if distractor else ("heldout",),
@@ -1288,15 +1279,9 @@ def write_heldout_dataset(
                 if distractor
                 else ("heldout-paraphrased",),
             )
-            sentences = tuple(CorpusSentence(next(sent_ids), text) for text in ref.sentences)
-            for sentence, sentence_names in zip(sentences, names, strict=True):
-                subsets[sentence.sent_id] = sentence_names
-            corpus.refs.append(CorpusRef(ann_id, ann_id, image_id, category_id, SPLIT, sentences))
-    write_rrsisd(corpus, out_dir)
-    write_jsonl(corpus, out_dir)
-    (out_dir / SUBSETS_FILE).write_text(
-        json.dumps({str(k): list(v) for k, v in sorted(subsets.items())}), encoding="utf-8"
-    )
+            add_ref(corpus, subsets, image_id, next(ids), ref.expression.category, ref.mask, SPLIT)
+            add_sentences(corpus, subsets, ref.sentences, names, sent_ids)
+    write_layouts(corpus, subsets, out_dir)
     counts = subset_counts(corpus, subsets)
     (out_dir / CARD_FILE).write_text(
         heldout_card(counts, seed=seed, num_images=num_images, size=size), encoding="utf-8"
@@ -1308,13 +1293,7 @@ def heldout_card(
     counts: dict[str, dict[str, dict[str, int]]], *, seed: int, num_images: int, size: int
 ) -> str:
     """The DATASET.md text of a held-out dataset: provenance, rules, counts."""
-    rows = [
-        f"| {name} | "
-        + " | ".join(f"{c[s]['images']} / {c[s]['refs']} / {c[s]['sentences']}" for s in SPLITS)
-        + " |"
-        for name, c in counts.items()
-    ]
-    table = "\n".join(["| subset | train | val | test |", "|---|---:|---:|---:|", *rows])
+    table = count_table(counts)
     sizes = ", ".join(f"{c} {lo:.0%}-{hi:.0%}" for c, (lo, hi) in SIZE_FRACTIONS.items())
     return f"""# Lookout held-out renderer benchmark
 

@@ -17,7 +17,6 @@ that `danet eval` reads. Every expression is GENERATED ("all buildings", "all tr
 from __future__ import annotations
 
 import itertools
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,11 +24,15 @@ import numpy as np
 import rasterio
 from PIL import Image
 
-from danet.data.benchmark import BENCHMARK_CATEGORIES, SUBSETS_FILE, _add_ref, _add_sentences
+from danet.data.benchmark import (
+    BENCHMARK_CATEGORIES,
+    add_ref,
+    add_sentences,
+    require_empty_folder,
+    write_layouts,
+)
 from danet.data.corpus import CorpusImage, ReferringCorpus, write_image
-from danet.data.jsonl import write_jsonl
 from danet.data.real import NEON_TILES, package_data_dir, read_rgb_uint8, read_voc_boxes
-from danet.data.rrsisd import write_rrsisd
 
 SPACENET_TRAIN_COLUMNS = slice(0, 600)
 SPACENET_HELDOUT_COLUMNS = slice(600, 900)
@@ -150,9 +153,7 @@ def write_real_heldout(out_dir: Path) -> dict[str, int]:
 
     Returns the number of sentences per subset. Crops without any target pixel are left out.
     """
-    out_dir = Path(out_dir)
-    if out_dir.exists() and any(out_dir.iterdir()):
-        raise FileExistsError(f"output folder {out_dir} is not empty; choose a new or empty folder")
+    out_dir = require_empty_folder(out_dir, "output folder")
     corpus = ReferringCorpus(categories=dict(BENCHMARK_CATEGORIES))
     subsets: dict[int, tuple[str, ...]] = {}
     ids = itertools.count(1)
@@ -166,12 +167,10 @@ def write_real_heldout(out_dir: Path) -> dict[str, int]:
                 image_id = next(ids)
                 write_image(out_dir, f"{name}.jpg", image)
                 corpus.images.append(CorpusImage(image_id, f"{name}.jpg", image.shape[1], image.shape[0]))
-                _add_ref(corpus, subsets, image_id, image_id, region.category, mask.astype(np.uint8), "test")
-                _add_sentences(
+                add_ref(corpus, subsets, image_id, image_id, region.category, mask.astype(np.uint8), "test")
+                add_sentences(
                     corpus, subsets, [plural], [("real-heldout", HELDOUT_SUBSETS[kind])], [image_id]
                 )
                 counts[HELDOUT_SUBSETS[kind]] = counts.get(HELDOUT_SUBSETS[kind], 0) + 1
-    write_rrsisd(corpus, out_dir)
-    write_jsonl(corpus, out_dir)
-    (out_dir / SUBSETS_FILE).write_text(json.dumps({str(k): list(v) for k, v in sorted(subsets.items())}))
+    write_layouts(corpus, subsets, out_dir)
     return counts
