@@ -159,8 +159,9 @@ def train_stream(cfg: DANetConfig, opts: StreamTrainOptions) -> dict[str, Any]:
 
     def progress() -> float:
         shares = [step / opts.max_steps]
-        if opts.max_minutes:
-            shares.append((time.perf_counter() - run_started) / 60 / opts.max_minutes)
+        if opts.max_minutes is not None:
+            minutes = (time.perf_counter() - run_started) / 60
+            shares.append(minutes / opts.max_minutes if opts.max_minutes > 0 else math.inf)
         return max(shares)
 
     history = (out / HISTORY_FILE).open("a", encoding="utf-8")
@@ -170,7 +171,7 @@ def train_stream(cfg: DANetConfig, opts: StreamTrainOptions) -> dict[str, Any]:
     bar = tqdm(total=opts.max_steps, initial=step, desc="train", disable=not opts.progress)
     try:
         for batch in loader:
-            if step >= opts.max_steps or _over_budget(run_started, opts.max_minutes):
+            if progress() >= 1.0:  # the step budget or the wall budget is spent
                 break
             images = batch["image"].to(device, non_blocking=True)
             if opts.channels_last:
@@ -196,7 +197,7 @@ def train_stream(cfg: DANetConfig, opts: StreamTrainOptions) -> dict[str, Any]:
                 running[key] = running.get(key, 0.0) + value
             if step % opts.log_every == 0:
                 record = {k: v / seen for k, v in running.items()}
-                record |= {"step": step, "lr": lr, "seconds": _elapsed(started)}
+                record |= {"step": step, "lr": lr, "seconds": time.perf_counter() - started}
                 record["samples_per_s"] = seen * opts.batch_size / max(record["seconds"], 1e-9)
                 history.write(json.dumps({"train": record}) + "\n")
                 history.flush()
@@ -270,14 +271,6 @@ def _save(
     tmp = out / (STATE_FILE + ".tmp")
     torch.save(state, tmp)
     tmp.replace(out / STATE_FILE)
-
-
-def _elapsed(started: float) -> float:
-    return time.perf_counter() - started
-
-
-def _over_budget(run_started: float, max_minutes: float | None) -> bool:
-    return max_minutes is not None and (time.perf_counter() - run_started) / 60 >= max_minutes
 
 
 def plot_history(history: Path, image: Path) -> Path | None:
