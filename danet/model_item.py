@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from danet.checkpoint import read_checkpoint
-from danet.model.backbones.efficientnet import DATA_MEAN, DATA_STD
+from danet.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 
 MLM_SCHEMA = "https://stac-extensions.github.io/mlm/v1.5.0/schema.json"
 FILE_SCHEMA = "https://stac-extensions.github.io/file/v2.1.0/schema.json"
@@ -68,7 +68,7 @@ def model_item(
                 ),
                 "value_scaling": [
                     {"type": "z-score", "mean": m * 255, "stddev": s * 255}
-                    for m, s in zip(DATA_MEAN, DATA_STD, strict=True)
+                    for m, s in zip(IMAGENET_MEAN, IMAGENET_STD, strict=True)
                 ],
                 "resize_type": "interpolation-linear",
             }

@@ -33,6 +33,7 @@ from danet.data.benchmark import (
 )
 from danet.data.corpus import CorpusImage, ReferringCorpus, write_image
 from danet.data.real import NEON_TILES, package_data_dir, read_rgb_uint8, read_voc_boxes
+from danet.data.transforms import resize_pair
 
 SPACENET_TRAIN_COLUMNS = slice(0, 600)
 SPACENET_HELDOUT_COLUMNS = slice(600, 900)
@@ -64,16 +65,9 @@ class RealRegion:
         side = int(min(size * rng.uniform(lo, hi), height, width))
         y = int(rng.integers(0, height - side + 1))
         x = int(rng.integers(0, width - side + 1))
-        return resize_square(
-            self.image[y : y + side, x : x + side], self.mask[y : y + side, x : x + side], size
-        )
-
-
-def resize_square(image: np.ndarray, mask: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Bilinear image, nearest mask, to ``size`` x ``size`` (as `danet.data.transforms.resize_pair`)."""
-    pixels = np.asarray(Image.fromarray(image).resize((size, size), Image.Resampling.BILINEAR))
-    target = Image.fromarray(mask.astype(np.uint8)).resize((size, size), Image.Resampling.NEAREST)
-    return pixels, np.asarray(target).astype(bool)
+        window = (slice(y, y + side), slice(x, x + side))
+        pixels, target = resize_pair(Image.fromarray(self.image[window]), self.mask[window], size)
+        return np.asarray(pixels), target.astype(bool)
 
 
 def spacenet_buildings() -> tuple[np.ndarray, np.ndarray]:
