@@ -30,6 +30,7 @@ _SHIPPED_CONFIG_DIR = Path(str(resources.files("danet").joinpath("configs")))
 PositiveInt = Annotated[int, Field(gt=0)]
 Probability = Annotated[float, Field(ge=0.0, lt=1.0)]
 NonNegative = Annotated[float, Field(ge=0.0)]
+NonNegativeInt = Annotated[int, Field(ge=0)]
 StageIndex = Annotated[int, Field(ge=0, lt=NUM_STAGES)]
 Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 
@@ -220,6 +221,11 @@ class DecoderConfig(_Strict):
 
     hidden: PositiveInt = 512
     coords: bool = Field(False, description="Concatenate (x, y) coordinate channels to each decoder step.")
+    refine: NonNegativeInt = Field(
+        0,
+        description="Width of a refinement step that sharpens the 1/4-resolution logits with the backbone "
+        "stem's map (stride 2 for EfficientNet); 0 = off, LAVT's 1/4-resolution output. Ours, not LAVT's.",
+    )
 
 
 class LossConfig(_Strict):

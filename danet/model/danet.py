@@ -30,7 +30,8 @@ class DANet(nn.Module):
 
     Data flow: text encoder -> words; backbone stages each followed by PWAM + language gate -> four
     normalised fused maps -> explicit affinity alignment (optional) -> reliable agent alignment on one
-    stage (optional) -> SimpleDecoder -> bilinear upsampling to the input size.
+    stage (optional) -> SimpleDecoder (optionally refined with the stem's map) -> bilinear upsampling
+    to the input size.
     """
 
     def __init__(
@@ -86,7 +87,7 @@ class DANet(nn.Module):
             raise ValueError(
                 f"images: spatial size {height}x{width} must be multiples of 32 and at least {_MIN_SIZE}"
             )
-        features = self.encoder(images, text.words, text.mask)
+        stem, features = self.encoder(images, text.words, text.mask)
         aux: dict[str, Tensor] = {}
         if self.affinity is not None:
             features, affinity_aux = self.affinity(features, text.sentence)
@@ -95,7 +96,7 @@ class DANet(nn.Module):
             stage = self.cfg.alignment.agent.stage
             features[stage], agent_aux = self.agent(features[stage], text.sentence)
             aux.update(agent_aux)
-        logits = self.decoder(features)
+        logits = self.decoder(features, stem)
         logits = F.interpolate(logits, size=(height, width), mode="bilinear", align_corners=True)
         return DANetOutput(logits=logits, aux=aux)
 
@@ -132,7 +133,13 @@ def build_model(cfg: DANetConfig, *, pretrained: bool = True) -> DANet:
         if align.agent.enabled
         else None
     )
-    decoder = SimpleDecoder(channels, cfg.decoder.hidden, coords=cfg.decoder.coords)
+    decoder = SimpleDecoder(
+        channels,
+        cfg.decoder.hidden,
+        coords=cfg.decoder.coords,
+        refine=cfg.decoder.refine,
+        stem_channels=encoder.visual.stem_channels,
+    )
     model = DANet(cfg, text, encoder, affinity, agent, decoder)
     for module in model.frozen_modules():
         module.requires_grad_(False)

@@ -168,6 +168,41 @@ def test_alignment_switches_off_cleanly(tiny, tiny_cfg):
     assert sum(p.numel() for p in plain.parameters()) == total - alignment_params
 
 
+def _with_refinement(cfg: DANetConfig, width: int = 8) -> DANetConfig:
+    return cfg.model_copy(update={"decoder": cfg.decoder.model_copy(update={"refine": width})})
+
+
+def test_refinement_starts_as_the_unrefined_decoder_and_then_learns(tiny, tiny_cfg):
+    """A checkpoint trained without the refinement step loads into a refined model and, before any
+    training, gives the same logits (the correction starts at zero); one step later it corrects them."""
+    refined = build_model(_with_refinement(tiny_cfg))
+    missing = refined.load_state_dict(tiny.state_dict(), strict=False).missing_keys
+    assert missing
+    assert all(k.startswith("decoder.refinement.") for k in missing)
+    tiny.eval()
+    refined.eval()
+    images, masks, ids, mask = _batch(tiny, 64, 96, ["left square"])
+    with torch.no_grad():
+        torch.testing.assert_close(refined(images, ids, mask).logits, tiny(images, ids, mask).logits)
+    refined.train()
+    optimizer = torch.optim.AdamW(refined.decoder.refinement.parameters(), lr=1e-2)
+    loss, _ = DANetLoss(refined.cfg)(refined(images, ids, mask), masks)
+    loss.backward()
+    optimizer.step()
+    refined.eval()
+    with torch.no_grad():
+        after = refined(images, ids, mask).logits
+    assert after.shape == (1, 2, 64, 96)
+    assert not torch.allclose(after, tiny(images, ids, mask).logits)
+
+
+def test_refinement_needs_the_stem_map(tiny_cfg):
+    decoder = build_model(_with_refinement(tiny_cfg)).decoder
+    maps = [torch.randn(1, c, 16 // 2**i, 16 // 2**i) for i, c in enumerate((16, 32, 64, 128))]
+    with pytest.raises(ValueError, match="stem"):
+        decoder(maps)
+
+
 def test_padding_words_do_not_change_the_output(tiny):
     """The word mask must make padded positions irrelevant, whatever their token ids."""
     tiny.eval()

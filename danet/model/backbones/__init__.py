@@ -17,7 +17,8 @@ __all__ = ["LanguageAwareEncoder", "VisualStages", "build_encoder", "build_visua
 class LanguageAwareEncoder(nn.Module):
     """Run each visual stage, then fuse it with the words (PWAM + gate); collect the decoder inputs.
 
-    Returns the four decoder inputs ``LayerNorm(F_i)`` as (B, C_i, H_i, W_i) maps at strides 4-32. With
+    Returns the stem's map (B, C_stem, H_s, W_s), used by the decoder's optional refinement step, and the
+    four decoder inputs ``LayerNorm(F_i)`` as (B, C_i, H_i, W_i) maps at strides 4-32. With
     ``cfg.coords`` PWAM attends from ``x + E_i(coords)`` (where the pixel is) while the stage output keeps
     the gated update on ``x`` itself.
     """
@@ -39,9 +40,10 @@ class LanguageAwareEncoder(nn.Module):
         """Width of each decoder input."""
         return self.visual.channels
 
-    def forward(self, images: Tensor, words: Tensor, word_mask: Tensor) -> list[Tensor]:
-        """``images`` (B, 3, H, W), ``words`` (B, L, Ct), ``word_mask`` (B, L) -> four NCHW maps."""
+    def forward(self, images: Tensor, words: Tensor, word_mask: Tensor) -> tuple[Tensor, list[Tensor]]:
+        """``images`` (B, 3, H, W), ``words`` (B, L, Ct), ``word_mask`` (B, L) -> (stem map, 4 NCHW maps)."""
         x = self.visual.stem(images)
+        stem = x.permute(0, 3, 1, 2) if self.visual.channels_last else x
         outputs = []
         for i, (stage, fusion) in enumerate(zip(self.visual.stages, self.fusions, strict=True)):
             x = stage(x)
@@ -54,7 +56,7 @@ class LanguageAwareEncoder(nn.Module):
                 updated = updated.reshape(batch, height, width, dim)
                 x = updated if self.visual.channels_last else updated.permute(0, 3, 1, 2)
             outputs.append(decoder_in.reshape(batch, height, width, dim).permute(0, 3, 1, 2).contiguous())
-        return outputs
+        return stem, outputs
 
 
 def build_visual_stages(cfg: BackboneConfig, input_size: int, *, pretrained: bool) -> VisualStages:

@@ -63,4 +63,5 @@ def efficientnet_lite0_stages(weights: WeightsSource | None, *, pretrained: bool
         start = end
     channels = [by_stride[stride]["num_chs"] for stride in _STAGE_STRIDES]
     stem = nn.Sequential(Renormalize(DATA_MEAN, DATA_STD, LITE_MEAN, LITE_STD), model.conv_stem, model.bn1)
-    return VisualStages(stem, stages, channels, channels_last=False)
+    stem_channels = model.conv_stem.out_channels
+    return VisualStages(stem, stages, channels, stem_channels=stem_channels, channels_last=False)

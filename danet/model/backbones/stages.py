@@ -12,11 +12,18 @@ class VisualStages(nn.Module):
 
     Attributes:
         channels: output width of each stage.
+        stem_channels: output width of the stem.
         channels_last: True when the stages exchange (B, H, W, C) tensors (Swin), False for (B, C, H, W).
     """
 
     def __init__(
-        self, stem: nn.Module, stages: Sequence[nn.Module], channels: Sequence[int], *, channels_last: bool
+        self,
+        stem: nn.Module,
+        stages: Sequence[nn.Module],
+        channels: Sequence[int],
+        *,
+        stem_channels: int,
+        channels_last: bool,
     ) -> None:
         super().__init__()
         if len(stages) != len(channels):
@@ -24,4 +31,5 @@ class VisualStages(nn.Module):
         self.stem = stem
         self.stages = nn.ModuleList(stages)
         self.channels = tuple(channels)
+        self.stem_channels = stem_channels
         self.channels_last = channels_last

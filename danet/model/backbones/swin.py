@@ -41,4 +41,6 @@ def swin_stages(
         load_swin_weights(swin, resolve_weights(weights, "backbone.weights"))
     channels = [cfg.embed_dim * 2**i for i in range(len(cfg.depths))]
     # The final classifier norm is not used: LAVT normalises each stage's fused output instead.
-    return VisualStages(swin.patch_embed, list(swin.layers), channels, channels_last=True)
+    return VisualStages(
+        swin.patch_embed, list(swin.layers), channels, stem_channels=cfg.embed_dim, channels_last=True
+    )
