@@ -5,7 +5,7 @@ Atlanta tile and publishes simulated scenes of it. This script reads the query's
 API (GeoJSON, CRS84), takes those of the newest scene, rasterises them onto the tile's pixel grid and
 compares them with the tile's 43 labelled building footprints (solaris ``sample_inst_mask.tif``), inside
 the query's AOI. It prints the IoU over the AOI and over the block of columns 600-899 that DANet-lite v2
-never saw in training (`danet.data.real_regions`). From another terminal while the demo runs:
+never saw in training (`danet.datagen.real_regions`). From another terminal while the demo runs:
 
     bash deploy/lookout.sh query list                    # the sample query's id
     bash deploy/netns.sh .venv/bin/python -m benchmarks.demo_iou --query QUERY_ID
@@ -25,8 +25,9 @@ from pyproj import Transformer
 from rasterio.features import rasterize
 from shapely.geometry import mapping, shape
 
-from danet.data.real_regions import SPACENET_HELDOUT_COLUMNS
-from services.simulator.imagery import package_file, spacenet_tile
+from danet.datagen.real_regions import SPACENET_HELDOUT_COLUMNS
+from danet.packages import package_path
+from services.simulator.imagery import spacenet_tile
 
 FOOTPRINTS = "data/sample_inst_mask.tif"
 
@@ -59,7 +60,7 @@ def main() -> None:
     features = fetch(args.api, f"/queries/{args.query}/detections?limit=1000", args.tenant)["features"]
     with rasterio.open(spacenet_tile()) as tile:
         crs, grid, size = tile.crs, tile.transform, (tile.height, tile.width)
-    with rasterio.open(package_file("solaris", FOOTPRINTS)) as masks:
+    with rasterio.open(package_path("solaris", FOOTPRINTS)) as masks:
         instances = masks.read() > 0  # one band per building
     truth = instances.any(axis=0)
     transformer = Transformer.from_crs("OGC:CRS84", crs, always_xy=True)

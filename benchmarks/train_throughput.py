@@ -26,7 +26,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import torch
 
 from danet.config import load_preset
-from danet.data.benchmark import build_benchmark
+from danet.datagen.benchmark import build_benchmark
 from danet.stream_training import StreamTrainOptions, train_stream
 from danet.training import TrainOptions, run_training
 

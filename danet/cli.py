@@ -96,8 +96,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     from danet.checkpoint import load_checkpoint
     from danet.config import load_preset
-    from danet.data.benchmark import subset_sent_ids
     from danet.data.dataset import ReferringDataset, load_records
+    from danet.data.subsets import subset_sent_ids
     from danet.evaluation import evaluate
     from danet.training import pick_device
 
@@ -227,7 +227,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def cmd_synth(args: argparse.Namespace) -> int:
     """Write a seeded synthetic referring dataset (RRSIS-D layout and JSONL)."""
-    from danet.data.synthetic import SceneSpec, write_synthetic_dataset
+    from danet.datagen.synthetic import SceneSpec, write_synthetic_dataset
 
     spec = SceneSpec(image_size=args.size, seed=args.seed)
     corpus = write_synthetic_dataset(args.out, spec, args.images, progress=True)
@@ -238,7 +238,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 def cmd_benchmark_data(args: argparse.Namespace) -> int:
     """Write the referring benchmark: synthetic distractor scenes plus real SpaceNet/NEON crops."""
-    from danet.data.benchmark import build_benchmark
+    from danet.datagen.benchmark import build_benchmark
 
     built = build_benchmark(args.out, seed=args.seed, synthetic_images=args.synthetic_images, size=args.size)
     print(f"wrote the benchmark to {args.out} (card: {args.out / 'DATASET.md'}); sentences per split:")
@@ -251,7 +251,7 @@ def cmd_heldout_data(args: argparse.Namespace) -> int:
     """Write the held-out renderer's evaluation set (scenes no training data is drawn like; split test)."""
     import time
 
-    from danet.data.heldout import write_heldout_dataset
+    from danet.datagen.heldout import write_heldout_dataset
 
     start = time.perf_counter()
     built = write_heldout_dataset(args.out, args.images, seed=args.seed, size=args.size)
@@ -264,7 +264,7 @@ def cmd_heldout_data(args: argparse.Namespace) -> int:
 
 def cmd_real_heldout_data(args: argparse.Namespace) -> int:
     """Write the real regions kept out of v2 training (SpaceNet block, NEON tiles) as a test split."""
-    from danet.data.real_regions import write_real_heldout
+    from danet.datagen.real_regions import write_real_heldout
 
     for subset, count in write_real_heldout(args.out).items():
         print(f"  {subset:<34} {count} test sentences")

@@ -1,4 +1,4 @@
-"""Step-based, resumable training on the on-the-fly referring stream (`danet.data.stream`).
+"""Step-based, resumable training on the on-the-fly referring stream (`danet.datagen.stream`).
 
 What makes it fast on a CPU (measured by ``benchmarks/train_throughput.py``):
 
@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 from danet.checkpoint import read_checkpoint, save_checkpoint, trainable_state_dict
 from danet.config import DANetConfig
 from danet.data.dataset import open_dataset
-from danet.data.stream import ReferringStream
+from danet.datagen.stream import ReferringStream
 from danet.evaluation import evaluate
 from danet.losses import DANetLoss
 from danet.model.danet import DANet, build_model
@@ -259,7 +259,7 @@ def _save(
     opts: StreamTrainOptions,
     seconds: float,
 ) -> None:
-    extra = {"options": {k: str(v) for k, v in asdict(opts).items()}, "data": "danet.data.stream"}
+    extra = {"options": {k: str(v) for k, v in asdict(opts).items()}, "data": "danet.datagen.stream"}
     save_checkpoint(out / "last.pt", model, cfg, kind="trainable", step=step, extra=extra)
     state = {
         "model": trainable_state_dict(model),

@@ -11,7 +11,6 @@ loaded with ``strict=True``, so a mapping that misses or invents a key fails lou
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -21,6 +20,7 @@ import torch
 from torch import nn
 
 from danet.config import WEIGHTS_DIR_ENV, PackageWeights, PathWeights, TextConfig, WeightsSource, weights_dir
+from danet.packages import PackageNotInstalledError, package_path
 
 if TYPE_CHECKING:
     from transformers import BertModel
@@ -93,18 +93,14 @@ def _locate(source: WeightsSource, field: str) -> Path:
             )
         return path
     assert isinstance(source, PackageWeights)
-    spec = importlib.util.find_spec(source.package)
-    if spec is None or not spec.submodule_search_locations:
+    try:
+        return package_path(source.package, source.file)
+    except PackageNotInstalledError:
         raise MissingWeightsError(
             f"{field}: package '{source.package}' that ships '{source.file}' is not installed.{hint}"
-        )
-    path = Path(next(iter(spec.submodule_search_locations))) / source.file
-    if not path.exists():
-        raise MissingWeightsError(
-            f"{field}: package '{source.package}' is installed but has no '{source.file}' (looked at {path})."
-            f"{hint}"
-        )
-    return path
+        ) from None
+    except FileNotFoundError as exc:
+        raise MissingWeightsError(f"{field}: {exc}.{hint}") from None
 
 
 def fingerprint(path: Path) -> str:

@@ -8,7 +8,6 @@ one place differ.
 
 from __future__ import annotations
 
-import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from shapely.geometry import Polygon, box
 from shapely.geometry.polygon import orient
 
 from danet.geo import stretch_to_uint8
+from danet.packages import package_path
 
 SPACENET_PACKAGE = "solaris"
 SPACENET_TILE = Path("data") / "sample_geotiff.tif"
@@ -31,20 +31,9 @@ Bounds = tuple[float, float, float, float]
 COORDINATE_DECIMALS = 7
 
 
-def package_file(package: str, relative: Path) -> Path:
-    """A file inside an installed package, found without importing the package (solaris' import is heavy)."""
-    spec = importlib.util.find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(f"package {package} is not installed (deploy/requirements-nodeps.txt)")
-    path = Path(next(iter(spec.submodule_search_locations))) / relative
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing from the installed {package} package")
-    return path
-
-
 def spacenet_tile() -> Path:
     """Path of the SpaceNet Atlanta sample GeoTIFF."""
-    return package_file(SPACENET_PACKAGE, SPACENET_TILE)
+    return package_path(SPACENET_PACKAGE, SPACENET_TILE)
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,10 @@ from shapely.geometry import mapping, shape
 from shapely.geometry.polygon import orient
 
 from danet.geo.raster import raster_footprint_crs84
+from danet.packages import package_path
 from services.contracts import Detection, Query
 from tests.support.detections import make_detection
-from tests.support.rasters import package_data, write_geotiff
+from tests.support.rasters import write_geotiff
 from tests.support.stac import make_item
 
 COLLECTION = "lookout-sim"  # the collection the embedded default (and its config) allows
@@ -25,7 +26,7 @@ _GEOD = Geod(ellps="WGS84")
 
 def sample_path() -> Path:
     """The SpaceNet sample GeoTIFF shipped by solaris."""
-    return package_data("solaris") / "sample_geotiff.tif"
+    return package_path("solaris", "data") / "sample_geotiff.tif"
 
 
 def write_scene(folder: Path, item_id: str, acquired: datetime) -> str:
@@ -52,7 +53,7 @@ def scene_footprint() -> dict:
 
 def building_footprints() -> list[dict]:
     """The sample's labelled buildings as CRS84 GeoJSON Polygons (7 decimals, counter-clockwise)."""
-    labels = json.loads((package_data("solaris") / "geotiff_labels.geojson").read_text())
+    labels = json.loads((package_path("solaris", "data") / "geotiff_labels.geojson").read_text())
     to_lonlat = Transformer.from_crs("EPSG:32616", "OGC:CRS84", always_xy=True)
 
     def reproject(xy: np.ndarray) -> np.ndarray:

@@ -8,19 +8,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from danet.data.benchmark import (
-    CARD_FILE,
-    REAL_ID_START,
-    build_benchmark,
-    read_subsets,
-    split_crops,
-    subset_sent_ids,
-)
 from danet.data.dataset import load_records, open_dataset
-from danet.data.expressions import parse
-from danet.data.real import LARGEST_RATIO, SOURCES, RealCrop, load_real_crops
 from danet.data.records import ReferringRecord
-from danet.data.synthetic import SceneSpec, generate_scene
+from danet.data.subsets import read_subsets, subset_sent_ids
+from danet.datagen.benchmark import CARD_FILE, REAL_ID_START, build_benchmark, split_crops
+from danet.datagen.expressions import parse
+from danet.datagen.real import LARGEST_RATIO, SOURCES, RealCrop, load_real_crops
+from danet.datagen.synthetic import SceneSpec, generate_scene
 
 SYNTHETIC_IMAGES = 12
 SIZE = 96

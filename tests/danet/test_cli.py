@@ -14,9 +14,9 @@ from danet.config import load_preset
 from danet.data.dataset import load_records
 from danet.geo import open_image
 from danet.model.danet import build_model
-from tests.support.rasters import package_data
+from danet.packages import package_path
 
-SOLARIS_DATA = package_data("solaris")
+SOLARIS_DATA = package_path("solaris", "data")
 
 
 @pytest.fixture(scope="module")

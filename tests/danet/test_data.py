@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import json
 import pickle
@@ -14,6 +15,7 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader
 
+import danet.data
 from danet.data import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -373,3 +375,15 @@ def test_fixture_generator_reproduces_checked_in_files(tmp_path):
             new, old = np.asarray(a, np.int16), np.asarray(b, np.int16)
         assert new.shape == old.shape
         assert np.abs(new - old).max() <= 3
+
+
+# --- package boundary --------------------------------------------------------------------------------
+
+
+def test_readers_never_import_the_generators():
+    # danet.datagen writes datasets through danet.data; the readers must not depend on the generators.
+    for path in Path(danet.data.__file__).parent.glob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        modules = {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+        modules |= {a.name for node in ast.walk(tree) if isinstance(node, ast.Import) for a in node.names}
+        assert not [m for m in modules if m.split(".")[:2] == ["danet", "datagen"]], path.name

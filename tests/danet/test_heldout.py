@@ -11,12 +11,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import danet.data.heldout as heldout_module
+import danet.datagen.heldout as heldout_module
 from danet.cli import main
-from danet.data.benchmark import CARD_FILE, subset_sent_ids
 from danet.data.dataset import load_records
-from danet.data.expressions import CATEGORIES, LOCATIONS, SIZES, Expression, parse, referent
-from danet.data.heldout import (
+from danet.data.subsets import subset_sent_ids
+from danet.datagen.benchmark import CARD_FILE
+from danet.datagen.expressions import CATEGORIES, LOCATIONS, SIZES, Expression, parse, referent
+from danet.datagen.heldout import (
     NOUNS,
     SIZE_FRACTIONS,
     HeldoutScene,
@@ -110,7 +111,12 @@ def test_renderer_shares_no_code_with_the_training_renderer() -> None:
     imported |= {
         alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names
     }
-    forbidden = {"danet.data.synthetic", "danet.data.objects", "danet.data.terrain", "danet.data.phrasing"}
+    forbidden = {
+        "danet.datagen.synthetic",
+        "danet.datagen.objects",
+        "danet.datagen.terrain",
+        "danet.datagen.phrasing",
+    }
     assert not imported & forbidden
 
 

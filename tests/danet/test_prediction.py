@@ -2,7 +2,6 @@
 tiling and blending against direct model calls, padding and nodata, text pairing in batches, regions,
 and `predict_file` outputs on the real SpaceNet GeoTIFF (EPSG:32616), an EPSG:4326 crop and a PNG."""
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from danet.geo.raster import GeoRasterImage, open_image
 from danet.geo.tiling import PixelRegion, TilePlanner
 from danet.geo.vectorize import geodesic_area_m2, polygonize_components
 from danet.model import build_model
+from danet.packages import package_path
 from danet.predict import Predictor, predict_file
 from danet.predict import overlay as overlay_module
 from danet.predict.overlay import TINT_ALPHA, TINT_RGB, display_shape, read_display_image
@@ -31,7 +31,7 @@ OVERLAP = 16
 TEXT = "the small storage tank on the right"
 # GeoJSON coordinates are rounded to 7 decimals: a vertex on the footprint edge may move out by 5e-8.
 ROUNDING = 1e-7
-SOLARIS_DATA = Path(importlib.util.find_spec("solaris").submodule_search_locations[0]) / "data"
+SOLARIS_DATA = package_path("solaris", "data")
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,8 @@ from shapely.geometry import Point
 from danet.geo.raster import GeoRasterImage, PlainImage, open_image, raster_footprint_crs84
 from danet.geo.tiling import TilePlanner, TileWindow
 from danet.geo.vectorize import geodesic_area_m2
-from tests.support.rasters import package_data, write_geotiff
+from danet.packages import package_path
+from tests.support.rasters import write_geotiff
 
 UTM = Affine(0.5, 0.0, 733601.0, 0.0, -0.5, 3725139.0)
 
@@ -153,7 +154,7 @@ def test_footprint_of_a_projected_raster():
 
 
 def test_spacenet_sample_geotiff():
-    with open_image(package_data("solaris") / "sample_geotiff.tif") as image:
+    with open_image(package_path("solaris", "data") / "sample_geotiff.tif") as image:
         assert image.shape == (900, 900)
         assert image.crs.to_epsg() == 32616
         # uint16 panchromatic: stretched once, replicated to RGB, spans 0..1.

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from danet.config import load_preset
-from danet.data.expressions import (
+from danet.datagen.expressions import (
     CATEGORIES,
     LOCATIONS,
     STRICT,
@@ -17,8 +17,8 @@ from danet.data.expressions import (
     moved,
     referent,
 )
-from danet.data.phrasing import NOUNS, PLACES, SIZE_WORDS, describe
-from danet.data.real_regions import (
+from danet.datagen.phrasing import NOUNS, PLACES, SIZE_WORDS, describe
+from danet.datagen.real_regions import (
     NEON_HELDOUT_TILES,
     NEON_TRAIN_TILES,
     SPACENET_HELDOUT_COLUMNS,
@@ -26,7 +26,7 @@ from danet.data.real_regions import (
     heldout_regions,
     training_regions,
 )
-from danet.data.stream import ReferringStream, StreamMix, _dihedral
+from danet.datagen.stream import ReferringStream, StreamMix, _dihedral
 from danet.model.coords import coordinate_grid
 from danet.model.danet import build_model
 from danet.stream_training import StreamTrainOptions, TextFeatureCache, lr_factor, train_stream

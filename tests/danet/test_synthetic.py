@@ -9,7 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from danet.data import read_jsonl, read_rrsisd
-from danet.data.expressions import (
+from danet.datagen.expressions import (
     CATEGORIES,
     LOCATIONS,
     SIZES,
@@ -21,7 +21,7 @@ from danet.data.expressions import (
     render_variants,
     unambiguous_expressions,
 )
-from danet.data.synthetic import (
+from danet.datagen.synthetic import (
     SceneSpec,
     generate_scene,
     object_facts,

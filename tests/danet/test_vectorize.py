@@ -15,7 +15,8 @@ from danet.geo.blending import ProbabilityStitcher
 from danet.geo.raster import open_image, raster_footprint_crs84
 from danet.geo.tiling import TilePlanner, pad_tile
 from danet.geo.vectorize import polygonize_components, vectorize_probability
-from tests.support.rasters import package_data, write_geotiff
+from danet.packages import package_path
+from tests.support.rasters import write_geotiff
 
 UTM_CRS = "EPSG:32616"
 UTM = Affine(0.5, 0.0, 733601.0, 0.0, -0.5, 3725139.0)  # 0.5 m pixels, Atlanta (SpaceNet AOI)
@@ -166,7 +167,7 @@ def test_tiled_pipeline_matches_whole_image(tmp_path):
 
 
 def test_spacenet_building_mask_polygons(tmp_path):
-    data = package_data("solaris")
+    data = package_path("solaris", "data")
     with rasterio.open(data / "sample_inst_mask.tif") as ds:
         mask = (ds.read() > 0).any(axis=0)  # 43 instance bands -> one building mask
         crs, transform = ds.crs, ds.transform
@@ -184,7 +185,7 @@ def test_spacenet_building_mask_polygons(tmp_path):
 
 
 def test_spacenet_road_mask_in_epsg4326():
-    data = package_data("solaris")
+    data = package_path("solaris", "data")
     with rasterio.open(data / "sample_road_raster_mask.tif") as ds:
         mask = ds.read(1) > 0
         crs, transform, shp = ds.crs, ds.transform, ds.shape

@@ -3,9 +3,7 @@ proven by classifying real photos; Swin by a round trip through the official che
 
 from __future__ import annotations
 
-import importlib.util
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,6 +18,7 @@ from danet.model.backbones.efficientnet import (
     build_efficientnet_lite0,
     efficientnet_lite0_stages,
 )
+from danet.packages import package_path
 from danet.weights import (
     MissingWeightsError,
     WeightsChecksumError,
@@ -28,7 +27,7 @@ from danet.weights import (
     resolve_weights,
 )
 
-SKIMAGE_DATA = Path(importlib.util.find_spec("skimage").submodule_search_locations[0]) / "data"
+SKIMAGE_DATA = package_path("skimage", "data")
 # Photos bundled with scikit-image whose ImageNet class is unambiguous.
 PHOTOS = {
     "chelsea.png": {281, 282, 283, 284, 285},  # tabby, tiger cat, Persian, Siamese, Egyptian cat

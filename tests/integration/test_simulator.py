@@ -15,10 +15,10 @@ from rasterio.enums import ColorInterp
 from rasterio.warp import transform_geom
 from shapely.geometry import box, mapping, shape
 
+from danet.packages import package_path
 from services.contracts import QueryCreate
 from services.simulator import SIM_COLLECTION, SceneSimulator, sample_query_aoi
 from services.watcher import StaticCatalogSource
-from tests.support.rasters import package_data
 
 T0 = datetime(2026, 11, 20, 12, tzinfo=UTC)
 
@@ -36,7 +36,7 @@ class Clock:
 
 @pytest.fixture
 def spacenet_tile() -> Path:
-    return package_data("solaris") / "sample_geotiff.tif"
+    return package_path("solaris", "data") / "sample_geotiff.tif"
 
 
 @pytest.fixture

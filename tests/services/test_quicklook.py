@@ -12,6 +12,7 @@ from pyproj import Transformer
 from rasterio.enums import Resampling
 
 from danet.geo.raster import raster_footprint_crs84
+from danet.packages import package_path
 from services.api.quicklook import (
     QuicklookUnavailableError,
     SceneReadError,
@@ -20,9 +21,9 @@ from services.api.quicklook import (
     reduced_shape,
     render_quicklook,
 )
-from tests.support.rasters import UTM, UTM_CRS, package_data, write_geotiff
+from tests.support.rasters import UTM, UTM_CRS, write_geotiff
 
-SAMPLE = package_data("solaris") / "sample_geotiff.tif"
+SAMPLE = package_path("solaris", "data") / "sample_geotiff.tif"
 
 
 def decode(png: bytes) -> np.ndarray:

@@ -1,6 +1,5 @@
 """Small GeoTIFFs written on the fly, and the real sample rasters shipped by data packages."""
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -10,16 +9,10 @@ from affine import Affine
 from pyproj import Transformer
 from shapely.geometry import box, mapping
 
+from danet.packages import package_path
+
 UTM_CRS = "EPSG:32616"
 UTM = Affine(0.5, 0.0, 733601.0, 0.0, -0.5, 3725139.0)  # 0.5 m pixels, Atlanta (SpaceNet AOI)
-
-
-def package_data(package: str, folder: str = "data") -> Path:
-    """A data folder inside an installed package, found without importing the package."""
-    spec = importlib.util.find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(f"package {package} is not installed: run deploy/bootstrap.sh")
-    return Path(next(iter(spec.submodule_search_locations))) / folder
 
 
 def write_geotiff(
@@ -43,7 +36,7 @@ def write_geotiff(
 
 def write_rgb_cog(path: Path, blocksize: int = 256) -> Path:
     """The SpaceNet pan tile (uint16) as a 3-band RGB uint8 COG (2-98 % stretch, like GIS viewers)."""
-    with rasterio.open(package_data("solaris") / "sample_geotiff.tif") as src:
+    with rasterio.open(package_path("solaris", "data") / "sample_geotiff.tif") as src:
         band = src.read(1).astype(np.float64)
         low, high = np.percentile(band[band > 0], (2, 98))
         rgb = np.clip((band - low) / (high - low) * 255, 0, 255).astype(np.uint8)

@@ -3,7 +3,7 @@
 
     python tests/data/rrsisd_tiny/generate.py [--out DIR]
 
-Six synthetic 96x96 scenes (4 train / 1 val / 1 test) from `danet.data.synthetic`, written by the same
+Six synthetic 96x96 scenes (4 train / 1 val / 1 test) from `danet.datagen.synthetic`, written by the same
 writer as any synthetic dataset: `JPEGImages/`, `instances.json` (odd ann_ids as polygons, even ones
 as compressed RLE), `refs(unc).p`, and the JSONL variant `refs_<split>.jsonl`. The tests read it with
 the loaders used for the real RRSIS-D and check that rerunning this script reproduces it.
@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from danet.data.synthetic import SceneSpec, write_synthetic_dataset
+from danet.datagen.synthetic import SceneSpec, write_synthetic_dataset
 
 SPEC = SceneSpec(
     image_size=96,

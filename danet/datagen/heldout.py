@@ -1,6 +1,6 @@
 """A second, independent scene renderer, used ONLY for held-out evaluation (never for training).
 
-The training scenes (`danet.data.synthetic`) have one look: noise-textured grass/soil/desert with crop
+The training scenes (`danet.datagen.synthetic`) have one look: noise-textured grass/soil/desert with crop
 rectangles, a straight-ish coast, straight roads, flat-coloured objects. A model can score well on
 them by learning that look. This module draws the same *task* with different pixels, so a score here
 says how well the model transfers to scenes from a renderer it has never seen:
@@ -19,17 +19,17 @@ a focus category with 1-3 objects that differ in size and position, plus 1-4 obj
 categories; ships lie wholly on water, the rest wholly on land; masks never overlap and are exactly
 each object's drawn body (shadows and wakes are outside).
 
-Referring expressions are the structured ones of `danet.data.expressions` (same meaning and the same
+Referring expressions are the structured ones of `danet.datagen.expressions` (same meaning and the same
 unambiguity check as the training data). Each ref gets two sentences: the canonical `render` and a
 paraphrase from this module's own phrasing (`paraphrase`), with other sentence shapes and words
 ("the aircraft located in the top-left corner", "which vessel is the biggest one", "every car shown
 in the right half", "the only tank in the image"). The paraphrases are GENERATED from templates too.
 
-`write_heldout_dataset` writes a benchmark in the layout `danet.data.benchmark` writes (RRSIS-D +
+`write_heldout_dataset` writes a benchmark in the layout `danet.datagen.benchmark` writes (RRSIS-D +
 JSONL + subsets.json + DATASET.md), every ref in split "test".
 
-No drawing code comes from the training renderer (`danet.data.synthetic`, `objects`, `terrain`):
-the tests check this module never imports them. From `danet.data.benchmark` it takes only the
+No drawing code comes from the training renderer (`danet.datagen.synthetic`, `objects`, `terrain`):
+the tests check this module never imports them. From `danet.datagen.benchmark` it takes only the
 subset and card helpers, so both benchmarks are read the same way.
 """
 
@@ -45,7 +45,12 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 from tqdm import tqdm
 
-from danet.data.benchmark import (
+from danet.data.corpus import (
+    CorpusImage,
+    ReferringCorpus,
+    write_image,
+)
+from danet.datagen.benchmark import (
     CARD_FILE,
     BuiltBenchmark,
     add_ref,
@@ -55,12 +60,7 @@ from danet.data.benchmark import (
     subset_counts,
     write_layouts,
 )
-from danet.data.corpus import (
-    CorpusImage,
-    ReferringCorpus,
-    write_image,
-)
-from danet.data.expressions import (
+from danet.datagen.expressions import (
     CATEGORIES,
     Expression,
     ObjectFacts,
@@ -1252,7 +1252,7 @@ def write_heldout_dataset(
 ) -> BuiltBenchmark:
     """Write `num_images` held-out scenes as a benchmark into `out_dir` (missing or empty), split "test".
 
-    Layout as `danet.data.benchmark` writes it: ``JPEGImages/``, ``refs(unc).p`` + ``instances.json``,
+    Layout as `danet.datagen.benchmark` writes it: ``JPEGImages/``, ``refs(unc).p`` + ``instances.json``,
     ``refs_test.jsonl``, ``subsets.json`` and ``DATASET.md``. Each ref has one annotation (its target
     mask as RLE) and two sentences: the canonical one (subset "heldout", plus "heldout-distractor"
     when the image holds another object of the target's class) and the paraphrase
@@ -1298,18 +1298,18 @@ def heldout_card(
     return f"""# Lookout held-out renderer benchmark
 
 Written by `danet heldout-data --images {num_images} --seed {seed} --size {size}`
-(`danet.data.heldout.write_heldout_dataset`); the same command writes the same annotations.
+(`danet.datagen.heldout.write_heldout_dataset`); the same command writes the same annotations.
 
-**This is GENERATED data from the held-out renderer (`danet.data.heldout`), never used in training.**
+**This is GENERATED data from the held-out renderer (`danet.datagen.heldout`), never used in training.**
 Images, masks and sentences are all generated. The renderer shares no drawing code with the training
-renderer (`danet.data.synthetic`): its grounds, objects, shadows and sensor are its own, so scores
+renderer (`danet.datagen.synthetic`): its grounds, objects, shadows and sensor are its own, so scores
 here measure transfer to scenes of an unseen look. Do not train or tune on it.
 
 ## Layout
 
 RRSIS-D layout (`refs(unc).p`, `instances.json`, `JPEGImages/`) and JSONL (`refs_test.jsonl`), read by
 `danet.data.dataset.load_records`; every ref is in split `test`. `subsets.json` maps each sent_id to its
-subsets (`danet.data.benchmark.subset_sent_ids`), e.g.
+subsets (`danet.data.subsets.subset_sent_ids`), e.g.
 `danet eval --checkpoint CKPT --data DIR --split test --subset heldout --subset heldout-paraphrased`.
 
 ## What is drawn
@@ -1322,12 +1322,12 @@ bodies (shadows and wakes excluded). Random sun direction, white balance, gamma,
 
 ## Sentences
 
-Expressions are the structured ones of `danet.data.expressions` (class, optional size word, optional
+Expressions are the structured ones of `danet.datagen.expressions` (class, optional size word, optional
 location, or plural "all X"), each checked to be unambiguous for its scene. Every ref has two
 sentences:
 
 - `heldout`: the canonical sentence (`expressions.render`), the grammar the training data uses;
-- `heldout-paraphrased`: a paraphrase from the held-out phrasing (`danet.data.heldout.paraphrase`):
+- `heldout-paraphrased`: a paraphrase from the held-out phrasing (`danet.datagen.heldout.paraphrase`):
   other sentence shapes ("the aircraft located in the top-left corner", "which vessel is the biggest
   one", "every car shown in the right half", "the only tank in the image", "the two ships at the top")
   and synonyms, with the same meaning; never a canonical sentence;
@@ -1341,7 +1341,7 @@ sentences:
 ## Known limits
 
 - Generated, not human-written: the paraphrases come from templates, and synonyms overlap with the
-  training phrasing (`danet.data.phrasing`); the sentence shapes and several words do not.
+  training phrasing (`danet.datagen.phrasing`); the sentence shapes and several words do not.
 - One ref per image; the look is different from the training renderer but still simple (flat-shaded
   polygons), so it is no substitute for real imagery.
 """

@@ -8,9 +8,9 @@ Each sample is one of:
   under the objects), per-object recolouring, one of the eight flips/quarter turns of the square with the
   expression moved to stay true (`expressions.moved`), then global colour, grey (panchromatic), haze,
   blur, sensor noise and JPEG artefacts. The expression is drawn from the training phrasing
-  (`danet.data.phrasing`: synonyms, paraphrases, "all/every").
+  (`danet.datagen.phrasing`: synonyms, paraphrases, "all/every").
 - **real** (shares ``mix.buildings``, ``mix.trees``, ``mix.roads``): a random crop of real imagery with
-  real masks (`danet.data.real_regions`, training regions only), any flip or quarter turn (the plural
+  real masks (`danet.datagen.real_regions`, training regions only), any flip or quarter turn (the plural
   expressions used here, "all buildings", "every tree", "the roads", hold under all of them), resized.
 
 Sample ``i`` of worker ``w`` depends only on (seed, w, i): a resumed run asks for another ``offset``.
@@ -29,12 +29,12 @@ import torch
 from PIL import Image, ImageFilter
 from torch.utils.data import IterableDataset, get_worker_info
 
-from danet.data.expressions import moved
-from danet.data.phrasing import describe, describe_all
-from danet.data.real_regions import RealRegion, training_regions
-from danet.data.synthetic import SceneSpec, generate_scene
-from danet.data.terrain import fractal_noise
 from danet.data.transforms import IMAGENET_MEAN, IMAGENET_STD, normalize
+from danet.datagen.expressions import moved
+from danet.datagen.phrasing import describe, describe_all
+from danet.datagen.real_regions import RealRegion, training_regions
+from danet.datagen.synthetic import SceneSpec, generate_scene
+from danet.datagen.terrain import fractal_noise
 
 _MIN_TARGET_PX = 6  # a real crop whose target is smaller than this (after resizing) is redrawn
 _SHUFFLE_BUFFER = 24

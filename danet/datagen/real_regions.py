@@ -24,16 +24,17 @@ import numpy as np
 import rasterio
 from PIL import Image
 
-from danet.data.benchmark import (
+from danet.data.corpus import CorpusImage, ReferringCorpus, write_image
+from danet.data.transforms import resize_pair
+from danet.datagen.benchmark import (
     BENCHMARK_CATEGORIES,
     add_ref,
     add_sentences,
     require_empty_folder,
     write_layouts,
 )
-from danet.data.corpus import CorpusImage, ReferringCorpus, write_image
-from danet.data.real import NEON_TILES, package_data_dir, read_rgb_uint8, read_voc_boxes
-from danet.data.transforms import resize_pair
+from danet.datagen.real import NEON_TILES, read_rgb_uint8, read_voc_boxes
+from danet.packages import package_path
 
 SPACENET_TRAIN_COLUMNS = slice(0, 600)
 SPACENET_HELDOUT_COLUMNS = slice(600, 900)
@@ -72,7 +73,7 @@ class RealRegion:
 
 def spacenet_buildings() -> tuple[np.ndarray, np.ndarray]:
     """The SpaceNet Atlanta tile (RGB uint8, the stretch `danet predict` uses) and its building mask."""
-    folder = package_data_dir("solaris")
+    folder = package_path("solaris", "data")
     image = read_rgb_uint8(folder / "sample_geotiff.tif")
     with rasterio.open(folder / "sample_inst_mask.tif") as ds:
         mask = (ds.read() > 0).any(axis=0)
@@ -81,7 +82,7 @@ def spacenet_buildings() -> tuple[np.ndarray, np.ndarray]:
 
 def neon_trees(tile: str) -> tuple[np.ndarray, np.ndarray]:
     """A NEON tile and the union of its tree boxes as a mask."""
-    folder = package_data_dir("deepforest")
+    folder = package_path("deepforest", "data")
     image = read_rgb_uint8(folder / tile)
     mask = np.zeros(image.shape[:2], dtype=bool)
     for xmin, ymin, xmax, ymax in read_voc_boxes(folder / Path(tile).with_suffix(".xml")):
@@ -91,7 +92,7 @@ def neon_trees(tile: str) -> tuple[np.ndarray, np.ndarray]:
 
 def spacenet_roads() -> tuple[np.ndarray, np.ndarray]:
     """The SpaceNet road tile and its road raster mask."""
-    folder = package_data_dir("solaris")
+    folder = package_path("solaris", "data")
     image = read_rgb_uint8(folder / "road_mask_input.tif")
     with rasterio.open(folder / "sample_road_raster_mask.tif") as ds:
         mask = ds.read(1) > 0

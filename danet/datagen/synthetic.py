@@ -1,10 +1,10 @@
 """Seeded synthetic referring scenes in the RRSIS-D (and JSONL) layout.
 
-A scene is an aerial-looking background (`danet.data.terrain`) with objects (`danet.data.objects`):
+A scene is an aerial-looking background (`danet.datagen.terrain`) with objects (`danet.datagen.objects`):
 a *focus* category with same-class distractors that differ in size and position, plus objects of
 other categories. Ships sit on water, vehicles mostly on roads, everything else on land; objects
 never overlap, so every instance mask is exact. Referring expressions come from the grammar in
-`danet.data.expressions` and are used only when unambiguous for the scene (checked programmatically);
+`danet.datagen.expressions` and are used only when unambiguous for the scene (checked programmatically);
 a plural expression's mask is the union of its objects.
 
 Scene `i` of a spec depends only on (seed, i), so growing a dataset keeps earlier scenes. Splits are by
@@ -31,7 +31,10 @@ from danet.data.corpus import (
     ReferringCorpus,
     write_image,
 )
-from danet.data.expressions import (
+from danet.data.jsonl import write_jsonl
+from danet.data.records import Segmentation, encode_mask, segmentation_area_bbox
+from danet.data.rrsisd import write_rrsisd
+from danet.datagen.expressions import (
     CATEGORIES,
     Expression,
     ObjectFacts,
@@ -39,11 +42,8 @@ from danet.data.expressions import (
     render_variants,
     unambiguous_expressions,
 )
-from danet.data.jsonl import write_jsonl
-from danet.data.objects import MIN_LENGTH_PX, SIZE_RANGES, PlacedObject, Pose, paint, place, shape_model
-from danet.data.records import Segmentation, encode_mask, segmentation_area_bbox
-from danet.data.rrsisd import write_rrsisd
-from danet.data.terrain import Terrain, render_terrain
+from danet.datagen.objects import MIN_LENGTH_PX, SIZE_RANGES, PlacedObject, Pose, paint, place, shape_model
+from danet.datagen.terrain import Terrain, render_terrain
 
 CATEGORY_IDS = {name: i + 1 for i, name in enumerate(CATEGORIES)}
 _SCENE_ATTEMPTS = 20
