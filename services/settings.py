@@ -128,7 +128,8 @@ class DispatcherSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     group_id: str = Field("lookout-dispatcher", min_length=1)
-    # STAC asset keys tried in order; the first one present is the image that is segmented.
+    # STAC asset keys tried in order; the first one present is the image that is segmented, and the one
+    # the API's quicklooks show (asset_* below also rule what the API reads: services.scenes).
     asset_keys: list[str] = Field(["visual", "image", "data"], min_length=1)
     # Tile overlap in pixels; None means a quarter of the segmenter's input size (as danet's Predictor).
     tile_overlap: int | None = Field(None, ge=0)
@@ -256,13 +257,13 @@ class WebhookSettings(BaseModel):
 
 
 class QuicklookSettings(BaseModel):
-    """Scene quicklooks under the dashboard's detections: rendered from the scene's image, cached."""
+    """Scene quicklooks under the dashboard's detections: rendered from the scene's image, cached.
+
+    The image is the one the dispatcher segments, read under the same rules: ``dispatcher.asset_keys``,
+    ``asset_schemes``, ``asset_hosts`` and ``asset_timeout_s``."""
 
     model_config = ConfigDict(extra="forbid")
 
-    # STAC asset keys tried in order; keep them as dispatcher.asset_keys so the quicklook shows the
-    # image that was segmented.
-    asset_keys: list[str] = Field(["visual", "image", "data"], min_length=1)
     max_side_px: int = Field(1024, ge=64, le=4096, description="Longer side of a quicklook, pixels")
     cache_ttl_s: int = Field(86_400, gt=0, description="How long Redis keeps a rendered quicklook")
 

@@ -23,7 +23,7 @@ from services.api.request_limits import BodySizeLimitMiddleware, TenantRateLimit
 from services.api.routes import dashboard, detections, health, ogc, queries, stream
 from services.api.tenancy import TenantDependency, tenant_dependency
 from services.contracts import RedisKeys
-from services.dispatcher.asset_policy import AssetPolicy
+from services.scenes import SceneInputs
 from services.settings import LookoutSettings
 from services.store import DetectionStore, QueryStore
 
@@ -73,7 +73,7 @@ def create_app(
         metrics=metrics or ApiMetrics(),
         tenant=tenant,
         components=dict(components or {}),
-        asset_policy=AssetPolicy.from_settings(settings.dispatcher),
+        scenes=SceneInputs.from_settings(settings.dispatcher),
     )
 
     @contextlib.asynccontextmanager

@@ -11,7 +11,7 @@ import redis
 from services.api.metrics import ApiMetrics
 from services.api.tenancy import TenantDependency
 from services.contracts import RedisKeys
-from services.dispatcher.asset_policy import AssetPolicy
+from services.scenes import SceneInputs
 from services.settings import ApiSettings, RedisSettings
 from services.store import DetectionStore, QueryStore
 
@@ -31,4 +31,4 @@ class ApiContext:
     metrics: ApiMetrics
     tenant: TenantDependency
     components: Mapping[str, ComponentStatus]
-    asset_policy: AssetPolicy  # what the API may read for quicklooks: the dispatcher's allow-list
+    scenes: SceneInputs  # how quicklooks read scenes: the dispatcher's asset keys, allow-list, timeout

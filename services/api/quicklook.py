@@ -1,9 +1,10 @@
 """Scene quicklooks for the dashboard: a small PNG of a scene's image, with its CRS84 corners.
 
-A detection names its scene's STAC item (``item_href``, the item's self link); the item names the image
-(the first of the configured asset keys, as the dispatcher picks it). The dashboard's map is Web
-Mercator and places an image by its four corners, interpolating linearly in Mercator, so the quicklook
-is warped to EPSG:3857 here: its corners are then exact in lon/lat.
+A detection names its scene's STAC item (``item_href``, the item's self link); the item and its image
+are read as the dispatcher reads them (`services.scenes`: the same asset keys, URL policy, GDAL settings
+and band use), so the quicklook shows the image that was segmented. The dashboard's map is Web Mercator
+and places an image by its four corners, interpolating linearly in Mercator, so the quicklook is warped
+to EPSG:3857 here: its corners are then exact in lon/lat.
 
 Only a reduced-resolution version of the image is read: ``out_shape`` makes GDAL serve the read from
 the COG's overviews (or decimate while reading a file without them), never the full-resolution scene.
@@ -15,41 +16,44 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlparse
 
 import numpy as np
-import pystac
-import rasterio
 import redis
 from affine import Affine
 from PIL import Image
 from pyproj import Transformer
 from rasterio.enums import Resampling
-from rasterio.errors import RasterioError
 from rasterio.transform import array_bounds
 from rasterio.warp import reproject
 
 from danet.geo import stretch_to_uint8
 from services.contracts import RedisKeys
-from services.dispatcher.asset_policy import AssetPolicy
-from services.dispatcher.failures import PermanentSceneError, TransientSceneError
-from services.dispatcher.items import read_text
+from services.scenes import (
+    PermanentSceneError,
+    SceneInputs,
+    TransientSceneError,
+    classified_asset_errors,
+    is_local,
+    open_image,
+)
 from services.settings import QuicklookSettings
+
+log = logging.getLogger(__name__)
 
 WEB_MERCATOR = "EPSG:3857"
 CRS84 = "OGC:CRS84"
-# Seconds to wait for a remote STAC item or image before the quicklook request fails.
-READ_TIMEOUT_S = 30.0
-# No directory listing on open: GDAL would otherwise probe a remote COG's folder for sidecar files.
-GDAL_OPTIONS = {"GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR", "GDAL_HTTP_TIMEOUT": str(int(READ_TIMEOUT_S))}
 COORDINATE_DECIMALS = 7
-_REMOTE_SCHEMES = ("http", "https")
-# Dispatcher failure codes that mean "not to be read" rather than "could not be read".
-_REFUSED = frozenset({"url_not_allowed", "item_refused"})
+# Scene failure codes that mean "this scene has no quicklook" (404) rather than "could not be read now"
+# (502): an href the URL policy refuses, no image asset, an image that cannot be placed or shown.
+_NO_QUICKLOOK = frozenset(
+    {"url_not_allowed", "item_refused", "no_usable_asset", "not_georeferenced", "unsupported_bands"}
+)
 
 
 class QuicklookUnavailableError(Exception):
@@ -58,6 +62,20 @@ class QuicklookUnavailableError(Exception):
 
 class SceneReadError(Exception):
     """The scene's STAC item or image could not be read."""
+
+
+@contextmanager
+def scene_failures(subject: str = "") -> Iterator[None]:
+    """Turn the scene errors raised inside the block into QuicklookUnavailableError or SceneReadError,
+    their message prefixed with `subject` (e.g. ``STAC item <href>: ``)."""
+    try:
+        yield
+    except PermanentSceneError as exc:
+        if exc.code in _NO_QUICKLOOK:
+            raise QuicklookUnavailableError(f"{subject}{exc}") from exc
+        raise SceneReadError(f"{subject}{exc}") from exc
+    except TransientSceneError as exc:
+        raise SceneReadError(f"{subject}{exc}") from exc
 
 
 @dataclass(frozen=True)
@@ -75,64 +93,6 @@ class Quicklook:
         """Top-left, top-right, bottom-right, bottom-left [lon, lat] (MapLibre image source order)."""
         west, south, east, north = self.bounds
         return [[west, north], [east, north], [east, south], [west, south]]
-
-
-def readable_href(href: str, what: str) -> str:
-    """``href`` as something read as a plain local file or over http(s): ``file://`` URLs become paths;
-    other schemes (s3, ftp, ...), GDAL virtual paths (``/vsi...``) and relative paths are refused."""
-    parsed = urlparse(href)
-    if parsed.scheme in _REMOTE_SCHEMES:
-        if not parsed.netloc:
-            raise QuicklookUnavailableError(f"{what} {href!r} has no host")
-        return href
-    if parsed.scheme == "file":
-        if parsed.netloc not in ("", "localhost"):
-            raise QuicklookUnavailableError(f"{what} {href!r} names a remote host in a file URL")
-        path = unquote(parsed.path)
-    elif parsed.scheme == "":
-        path = href
-    else:
-        raise QuicklookUnavailableError(
-            f"{what} {href!r} uses scheme {parsed.scheme!r}; only local files and http(s) are read"
-        )
-    if not Path(path).is_absolute():
-        raise QuicklookUnavailableError(f"{what} {href!r} is a relative path")
-    if path.startswith("/vsi"):
-        raise QuicklookUnavailableError(f"{what} {href!r} is a GDAL virtual path, not a file")
-    return path
-
-
-def load_item(item_href: str, policy: AssetPolicy) -> dict[str, Any]:
-    """The STAC item JSON at ``item_href`` (a local file or an http(s) URL), read as the dispatcher
-    reads items: only where ``policy`` allows, every redirect checked again."""
-    readable_href(item_href, "STAC item href")  # absolute, and a file or http(s), as images must be
-    try:
-        item = json.loads(read_text(item_href, policy, timeout_s=READ_TIMEOUT_S))
-    except PermanentSceneError as exc:
-        if exc.code in _REFUSED:
-            raise QuicklookUnavailableError(f"STAC item href {item_href!r}: {exc}") from exc
-        raise SceneReadError(f"STAC item {item_href}: {exc}") from exc
-    except (TransientSceneError, ValueError) as exc:
-        raise SceneReadError(f"STAC item {item_href}: {exc}") from exc
-    if not isinstance(item, dict):
-        raise SceneReadError(f"STAC item {item_href}: not a JSON object")
-    return item
-
-
-def image_href(item: dict[str, Any], item_href: str, asset_keys: list[str]) -> str:
-    """The readable href of the first of ``asset_keys`` the item has (relative hrefs resolved against
-    the item's own location), as the dispatcher chooses the image it segments."""
-    assets = item.get("assets") or {}
-    if not isinstance(assets, dict):
-        raise QuicklookUnavailableError(f"STAC item {item_href}: assets is not an object")
-    for key in asset_keys:
-        asset = assets.get(key)
-        if isinstance(asset, dict) and asset.get("href"):
-            href = pystac.utils.make_absolute_href(str(asset["href"]), item_href)
-            return readable_href(href, f"assets.{key}.href")
-    raise QuicklookUnavailableError(
-        f"STAC item {item_href} has none of the asset keys {asset_keys} (it has {sorted(assets)})"
-    )
 
 
 def reduced_shape(height: int, width: int, max_side: int) -> tuple[int, int]:
@@ -162,23 +122,19 @@ def mercator_grid(crs: Any, transform: Affine, rows: int, cols: int) -> tuple[Af
     return Affine(pixel, 0.0, west, 0.0, -pixel, north), dst_cols, dst_rows
 
 
-def render_quicklook(href: str, max_side: int) -> Quicklook:
-    """Read ``href`` at reduced resolution (longer side <= ``max_side``), stretch it to RGB, warp it to
-    Web Mercator and encode it as a PNG whose alpha marks the valid pixels."""
-    location = readable_href(href, "image href")
-    try:
-        with rasterio.Env(**GDAL_OPTIONS), rasterio.open(location) as dataset:
-            if dataset.crs is None:
-                raise QuicklookUnavailableError(f"image {href} has no CRS, so it has no place on the map")
-            indexes = [1, 2, 3] if dataset.count >= 3 else [1]
-            rows, cols = reduced_shape(dataset.height, dataset.width, max_side)
-            out_shape = (len(indexes), rows, cols)
+def render_quicklook(href: str, max_side: int, *, timeout_s: float) -> Quicklook:
+    """Read the image at ``href`` (allowed by the URL policy) at reduced resolution (longer side <=
+    ``max_side``), stretch its RGB (or grey) bands, warp it to Web Mercator and encode it as a PNG whose
+    alpha marks the valid pixels. ``timeout_s`` bounds each HTTP request."""
+    with scene_failures(), open_image(href, timeout_s=timeout_s) as (dataset, band_use):
+        indexes = list(band_use.indexes)
+        rows, cols = reduced_shape(dataset.height, dataset.width, max_side)
+        out_shape = (len(indexes), rows, cols)
+        with classified_asset_errors(href, local=is_local(href)):
             bands = dataset.read(indexes, out_shape=out_shape, resampling=Resampling.average)
             valid = (dataset.read_masks(indexes, out_shape=out_shape) > 0).all(axis=0)
-            src_crs = dataset.crs
-            src_transform = dataset.transform @ Affine.scale(dataset.width / cols, dataset.height / rows)
-    except RasterioError as exc:
-        raise SceneReadError(f"image {href}: {exc}") from exc
+        src_crs = dataset.crs
+        src_transform = dataset.transform @ Affine.scale(dataset.width / cols, dataset.height / rows)
     valid &= np.isfinite(bands).all(axis=0)
     rgb = bands if bands.dtype == np.uint8 else stretch_to_uint8(bands, valid)
     if rgb.shape[0] == 1:
@@ -213,20 +169,12 @@ class QuicklookCache:
     from the item's image and stored."""
 
     def __init__(
-        self, client: redis.Redis, keys: RedisKeys, settings: QuicklookSettings, policy: AssetPolicy
+        self, client: redis.Redis, keys: RedisKeys, settings: QuicklookSettings, scenes: SceneInputs
     ) -> None:
         self.redis = client
         self.keys = keys
         self.settings = settings
-        self.policy = policy
-
-    def _allowed(self, href: str, what: str) -> str:
-        # The dispatcher's allow-list (dispatcher.asset_schemes/asset_hosts): the API reads no URL
-        # that the dispatcher would refuse to read.
-        reason = self.policy.refusal(href)
-        if reason is not None:
-            raise QuicklookUnavailableError(f"{what} {href!r}: {reason}")
-        return href
+        self.scenes = scenes
 
     def key(self, item_href: str) -> str:
         """Redis hash of one item's quicklook at the configured size."""
@@ -243,9 +191,12 @@ class QuicklookCache:
                 width=int(cached[b"width"]),
                 height=int(cached[b"height"]),
             )
-        item = load_item(item_href, self.policy)
-        image = self._allowed(image_href(item, item_href, self.settings.asset_keys), "image href")
-        quicklook = render_quicklook(image, self.settings.max_side_px)
+        with scene_failures(f"STAC item {item_href}: "):
+            item = self.scenes.read_item(item_href)
+        with scene_failures():
+            image = self.scenes.choose_image(item, base=item_href)
+        log.info("quicklook of %s: %s (%s)", item_href, image.field, image.reason)
+        quicklook = render_quicklook(image.href, self.settings.max_side_px, timeout_s=self.scenes.timeout_s)
         with self.redis.pipeline() as pipe:
             pipe.hset(
                 key,

@@ -12,7 +12,7 @@ Delivery is at-least-once with idempotent effects. For each record, in partition
 A failure in 3 is retried: the partition is rewound to the record (``seek``) after a backoff, so later
 records of that partition wait and per-item order holds; a permanent failure (an asset that 404s or is
 corrupt, a URL outside the allow-list, no usable asset, invalid item, over the pixel budget: see
-`services.dispatcher.failures`) goes to the dead-letter topic at once. A crash anywhere before 4 means the
+`services.scenes.failures`) goes to the dead-letter topic at once. A crash anywhere before 4 means the
 scene is redelivered: stored results are found and not recomputed, unpublished ones are produced (see
 `services.dispatcher.publisher` for the one residual duplicate window on the detections topic). Redis
 being unavailable (at any step) is an outage, not the scene's failure: nothing is committed or
@@ -40,11 +40,10 @@ from services.adapters.redis_client import make_redis
 from services.contracts import RedisKeys, SceneMessage, Topics
 from services.dispatcher.attempts import AttemptLedger
 from services.dispatcher.dlq import DeadLetterPublisher
-from services.dispatcher.failures import PermanentSceneError
-from services.dispatcher.items import load_item
 from services.dispatcher.matching import matching_queries, scene_facts
 from services.dispatcher.publisher import DetectionPublisher
 from services.dispatcher.scene_processor import SceneProcessor, SceneReport
+from services.scenes import PermanentSceneError, load_item
 from services.segmenter import Segmenter
 from services.settings import LookoutSettings
 from services.store import DetectionStore, QueryStore

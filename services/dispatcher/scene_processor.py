@@ -25,13 +25,19 @@ from shapely.geometry import shape
 from danet.geo import GeoRasterImage, ProbabilityStitcher, WindowRead, vectorize_probability
 from danet.predict import tile_input
 from services.contracts import Detection, Query, SceneMessage, detection_id
-from services.dispatcher.asset_policy import AssetPolicy, is_local
 from services.dispatcher.change import change_statuses
-from services.dispatcher.failures import PermanentSceneError, classified_asset_errors
-from services.dispatcher.items import select_asset, self_href
 from services.dispatcher.matching import scene_facts
 from services.dispatcher.planning import QueryTiles, ScenePlan, batch_pairs, plan_scene
-from services.dispatcher.raster_checks import band_use, check_georeference
+from services.scenes import (
+    AssetPolicy,
+    PermanentSceneError,
+    band_use,
+    check_georeference,
+    classified_asset_errors,
+    is_local,
+    select_asset,
+    self_href,
+)
 from services.segmenter import Segmenter
 from services.settings import DispatcherSettings
 from services.store import DetectionStore

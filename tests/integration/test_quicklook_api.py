@@ -16,7 +16,7 @@ from services.api import create_app
 from services.api.quicklook import QuicklookCache, QuicklookUnavailableError, SceneReadError
 from services.api.server import ApiServer
 from services.contracts import QueryCreate, RedisKeys
-from services.dispatcher.asset_policy import AssetPolicy
+from services.scenes import AssetPolicy, SceneInputs
 from services.settings import QuicklookSettings
 from tests.browser.scenes import COLLECTION, MODEL, scene_detections, scene_footprint, write_scene
 
@@ -24,12 +24,12 @@ pytestmark = pytest.mark.integration
 
 ACQUIRED = datetime(2026, 3, 1, 15, 30, tzinfo=UTC)
 SETTINGS = QuicklookSettings(max_side_px=256, cache_ttl_s=120)
-POLICY = AssetPolicy.allowing(["file", "http", "https"])
+SCENES = SceneInputs(("visual",), AssetPolicy.allowing(["file", "http", "https"]), timeout_s=10)
 
 
 def test_a_cached_quicklook_is_served_without_reading_the_scene_again(tmp_path, redis_client, keys):
     item_href = write_scene(tmp_path, "atl-0001", ACQUIRED)
-    cache = QuicklookCache(redis_client, keys, SETTINGS, POLICY)
+    cache = QuicklookCache(redis_client, keys, SETTINGS, SCENES)
 
     first = cache.get(item_href)
     ttl = redis_client.ttl(cache.key(item_href))
@@ -41,7 +41,7 @@ def test_a_cached_quicklook_is_served_without_reading_the_scene_again(tmp_path, 
     assert 0 < ttl <= SETTINGS.cache_ttl_s
     assert max(first.width, first.height) <= 270
     with pytest.raises(SceneReadError, match=re.escape("atl-0001.json")):
-        QuicklookCache(redis_client, keys, SETTINGS.model_copy(update={"max_side_px": 128}), POLICY).get(
+        QuicklookCache(redis_client, keys, SETTINGS.model_copy(update={"max_side_px": 128}), SCENES).get(
             item_href
         )
 
@@ -57,11 +57,11 @@ def test_an_item_and_its_cog_are_read_over_http(tmp_path, redis_client, keys):
     files.mount("/scenes", StaticFiles(directory=tmp_path))
 
     with ApiServer(files) as server:
-        quicklook = QuicklookCache(redis_client, keys, SETTINGS, POLICY).get(
+        quicklook = QuicklookCache(redis_client, keys, SETTINGS, SCENES).get(
             f"{server.url}/scenes/atl-0001.json"
         )
 
-    local = QuicklookCache(redis_client, RedisKeys(prefix=keys.prefix + "local:"), SETTINGS, POLICY)
+    local = QuicklookCache(redis_client, RedisKeys(prefix=keys.prefix + "local:"), SETTINGS, SCENES)
     assert quicklook == local.get(str(tmp_path / "atl-0001.json"))
 
 
@@ -133,13 +133,15 @@ def test_a_detection_without_an_item_link_or_with_a_refused_asset_says_why(api, 
     assert "no STAC item link" in unlinked.json()["detail"]
 
     item = tmp_path / "s3-item.json"
-    item.write_text(json.dumps({"assets": {"visual": {"href": "s3://bucket/atl-0001.tif"}}}))
+    item.write_text(
+        json.dumps({"type": "Feature", "assets": {"visual": {"href": "s3://bucket/atl-0001.tif"}}})
+    )
     query, detections = stored_scene(api, tmp_path, item_href=str(item))
     refused = api.get(f"/queries/{query.id}/detections/{detections[0].id}/quicklook.png")
     assert refused.status_code == 404
     assert refused.json()["detail"] == (
-        f"no quicklook for {COLLECTION}/atl-0001: assets.visual.href 's3://bucket/atl-0001.tif' uses "
-        "scheme 's3'; only local files and http(s) are read"
+        f"no quicklook for {COLLECTION}/atl-0001: assets.visual.href 's3://bucket/atl-0001.tif': scheme "
+        "'s3' is not in dispatcher.asset_schemes ['file', 'http', 'https']"
     )
 
     query, detections = stored_scene(api, tmp_path, item_href=str(tmp_path / "gone.json"))
@@ -177,7 +179,9 @@ def test_the_page_and_its_libraries_are_served(api):
 
 def test_hrefs_outside_the_dispatchers_allow_list_are_not_read(tmp_path, redis_client, keys):
     item_href = write_scene(tmp_path, "atl-0001", ACQUIRED)
-    https_only = QuicklookCache(redis_client, keys, SETTINGS, AssetPolicy.allowing(["https"]))
+    https_only = QuicklookCache(
+        redis_client, keys, SETTINGS, SceneInputs(("visual",), AssetPolicy.allowing(["https"]), timeout_s=10)
+    )
     with pytest.raises(QuicklookUnavailableError, match="local files are not allowed"):
         https_only.get(item_href)
     assert redis_client.keys(f"{keys.prefix}*") == []

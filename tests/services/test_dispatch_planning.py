@@ -1,5 +1,5 @@
 """Tile planning for a scene: tiles only over scene ∩ AOI, windows shared between queries read once,
-bounded batches, and the choice of the asset to read."""
+and bounded batches."""
 
 import numpy as np
 import pytest
@@ -10,7 +10,6 @@ from shapely.geometry import box, mapping
 from danet.geo import TilePlanner
 from services.contracts import Query
 from services.dispatcher.planning import TilePair, batch_pairs, plan_scene
-from services.dispatcher.scene_processor import PermanentSceneError, select_asset
 from tests.support.rasters import UTM, UTM_CRS
 
 SHAPE = (900, 900)
@@ -110,29 +109,3 @@ def test_pairs_are_window_major_and_batches_are_bounded():
     assert batch_pairs([TilePair(0, 0)], 1) == [[TilePair(0, 0)]]
     with pytest.raises(ValueError, match="max_pairs"):
         batch_pairs(pairs, 0)
-
-
-def _item(assets: dict, self_href: str | None = None) -> dict:
-    links = [{"rel": "self", "href": self_href}] if self_href else []
-    return {"id": "x", "assets": assets, "links": links}
-
-
-def test_select_asset_takes_the_first_configured_key_present():
-    item = _item({"data": {"href": "/data/x.tif"}, "visual": {"href": "https://cdn.example.com/x.tif"}})
-    assert select_asset(item, ["visual", "data"]) == ("visual", "https://cdn.example.com/x.tif")
-    assert select_asset(item, ["image", "data"]) == ("data", "/data/x.tif")
-
-
-def test_select_asset_resolves_relative_hrefs_against_the_self_link():
-    item = _item({"image": {"href": "./x.tif"}}, self_href="https://stac.example.com/items/x.json")
-    assert select_asset(item, ["image"]) == ("image", "https://stac.example.com/items/x.tif")
-    with pytest.raises(PermanentSceneError, match="relative and the item has no self link"):
-        select_asset(_item({"image": {"href": "./x.tif"}}), ["image"])
-
-
-def test_select_asset_without_usable_asset_is_permanent():
-    with pytest.raises(
-        PermanentSceneError, match=r"none of the asset keys \['visual'\].*\['thumbnail'\]"
-    ) as err:
-        select_asset(_item({"thumbnail": {"href": "/t.png"}}), ["visual"])
-    assert err.value.code == "no_usable_asset"

@@ -1,5 +1,6 @@
 """Scene quicklooks: reduced-resolution reads (overviews), the stretch, the Web Mercator placement, and
-which hrefs are read at all. Rasters are written on the fly or are the solaris SpaceNet sample."""
+which images have none. Rasters are written on the fly or are the solaris SpaceNet sample. Which hrefs
+are read at all and which asset is the image: tests/services/test_scene_*.py."""
 
 import io
 import re
@@ -13,17 +14,20 @@ from rasterio.enums import Resampling
 
 from danet.geo.raster import raster_footprint_crs84
 from danet.packages import package_path
+from services.api import quicklook as quicklook_module
 from services.api.quicklook import (
     QuicklookUnavailableError,
     SceneReadError,
-    image_href,
-    readable_href,
     reduced_shape,
-    render_quicklook,
 )
 from tests.support.rasters import UTM, UTM_CRS, write_geotiff
 
 SAMPLE = package_path("solaris", "data") / "sample_geotiff.tif"
+
+
+def render_quicklook(href: str, max_side: int) -> quicklook_module.Quicklook:
+    """The quicklook of a local image (the timeout only bounds HTTP requests)."""
+    return quicklook_module.render_quicklook(href, max_side, timeout_s=5)
 
 
 def decode(png: bytes) -> np.ndarray:
@@ -121,9 +125,25 @@ def test_an_image_without_crs_has_no_quicklook(tmp_path):
         render_quicklook(str(path), max_side=64)
 
 
+def test_an_image_whose_bands_are_not_segmented_has_no_quicklook(tmp_path):
+    path = write_geotiff(tmp_path / "vv-vh.tif", np.ones((2, 8, 8), dtype=np.float32))
+    with pytest.raises(QuicklookUnavailableError, match=r"vv-vh.tif has 2 band\(s\)"):
+        render_quicklook(str(path), max_side=64)
+
+
 def test_an_unreadable_image_is_a_read_error(tmp_path):
     with pytest.raises(SceneReadError, match=re.escape("missing.tif")):
         render_quicklook(str(tmp_path / "missing.tif"), max_side=64)
+    not_a_raster = tmp_path / "text.tif"
+    not_a_raster.write_text("no raster here")
+    with pytest.raises(SceneReadError, match="not a raster"):
+        render_quicklook(str(not_a_raster), max_side=64)
+
+
+def test_a_file_url_is_read_as_its_path(tmp_path):
+    path = write_geotiff(tmp_path / "a b.tif", np.full((3, 64, 64), 99, dtype=np.uint8))
+    by_url = render_quicklook(path.as_uri(), max_side=64)
+    assert by_url == render_quicklook(str(path), max_side=64)
 
 
 @pytest.mark.parametrize(
@@ -132,63 +152,3 @@ def test_an_unreadable_image_is_a_read_error(tmp_path):
 )
 def test_reduced_shape_keeps_the_aspect(shape, max_side, expected):
     assert reduced_shape(*shape, max_side) == expected
-
-
-@pytest.mark.parametrize(
-    ("href", "readable"),
-    [
-        ("/data/scenes/a.tif", "/data/scenes/a.tif"),
-        ("file:///data/scenes/a%20b.tif", "/data/scenes/a b.tif"),
-        ("https://example.org/a.tif", "https://example.org/a.tif"),
-        ("http://127.0.0.1:8000/a.tif", "http://127.0.0.1:8000/a.tif"),
-    ],
-)
-def test_local_files_and_http_are_read(href, readable):
-    assert readable_href(href, "image href") == readable
-
-
-@pytest.mark.parametrize(
-    ("href", "reason"),
-    [
-        ("s3://bucket/a.tif", "scheme 's3'"),
-        ("ftp://example.org/a.tif", "scheme 'ftp'"),
-        ("gs://bucket/a.tif", "scheme 'gs'"),
-        ("/vsicurl/https://example.org/a.tif", "GDAL virtual path"),
-        ("scenes/a.tif", "relative path"),
-        ("file://fileserver/a.tif", "remote host"),
-        ("https:///a.tif", "no host"),
-    ],
-)
-def test_other_hrefs_are_refused_naming_the_href(href, reason):
-    with pytest.raises(QuicklookUnavailableError, match=reason) as refused:
-        readable_href(href, "assets.visual.href")
-    assert str(refused.value).startswith(f"assets.visual.href {href!r}")
-
-
-def test_the_first_configured_asset_is_used_and_relative_hrefs_follow_the_item():
-    item = {"assets": {"data": {"href": "raw.tif"}, "visual": {"href": "./visual.tif"}}}
-    assert image_href(item, "/catalog/scenes/item.json", ["visual", "data"]) == "/catalog/scenes/visual.tif"
-    assert image_href(item, "/catalog/scenes/item.json", ["image", "data"]) == "/catalog/scenes/raw.tif"
-    remote = image_href(item, "https://stac.example.org/items/item.json", ["visual"])
-    assert remote == "https://stac.example.org/items/visual.tif"
-
-
-def test_an_item_without_the_configured_assets_names_what_it_has():
-    item = {"assets": {"thumbnail": {"href": "t.png"}}}
-    with pytest.raises(
-        QuicklookUnavailableError, match=r"none of the asset keys \['visual'\].*\['thumbnail'\]"
-    ):
-        image_href(item, "/catalog/item.json", ["visual"])
-
-
-def test_an_asset_on_an_unsupported_scheme_is_refused():
-    item = {"assets": {"visual": {"href": "s3://bucket/visual.tif"}}}
-    with pytest.raises(
-        QuicklookUnavailableError, match=re.escape("assets.visual.href 's3://bucket/visual.tif'")
-    ):
-        image_href(item, "/catalog/item.json", ["visual"])
-
-
-def test_an_item_whose_assets_are_not_an_object_is_refused():
-    with pytest.raises(QuicklookUnavailableError, match="assets is not an object"):
-        image_href({"assets": ["visual.tif"]}, "/catalog/item.json", ["visual"])

@@ -91,7 +91,7 @@ def build_router(ctx: ApiContext) -> APIRouter:
             missing,
             INSTALL_COMMAND,
         )
-    quicklooks = QuicklookCache(ctx.redis, ctx.keys, ctx.settings.quicklook, ctx.asset_policy)
+    quicklooks = QuicklookCache(ctx.redis, ctx.keys, ctx.settings.quicklook, ctx.scenes)
 
     @router.get("/dashboard", include_in_schema=False)
     def dashboard_redirect() -> RedirectResponse:

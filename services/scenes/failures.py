@@ -1,4 +1,5 @@
-"""Why a scene failed, and whether trying it again can help.
+"""Why a scene failed, and whether trying it again can help (the dispatcher dead-letters or retries; the
+API's quicklooks answer 404 for a scene they should not or cannot show and 502 for one not read now).
 
 - **Permanent** (`PermanentSceneError`, straight to the dead-letter topic): nothing changes on a
   retry: a malformed item, no usable asset, a URL outside the allow-list, HTTP 404/410/403, a file that

@@ -7,8 +7,13 @@ import pytest
 import rasterio
 from rasterio.errors import RasterioError
 
-from services.dispatcher import PermanentSceneError, TransientSceneError
-from services.dispatcher.failures import asset_read_failure, classified_asset_errors, http_failure
+from services.scenes import (
+    PermanentSceneError,
+    TransientSceneError,
+    asset_read_failure,
+    classified_asset_errors,
+    http_failure,
+)
 from tests.support.rasters import write_geotiff
 
 

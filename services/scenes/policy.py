@@ -1,21 +1,25 @@
-"""Which URLs the dispatcher may read scene items and images from: an allow-list of schemes and hosts
-(pure, from ``dispatcher.asset_schemes`` and ``dispatcher.asset_hosts``).
+"""Which URLs scene items and images may be read from, by the dispatcher and by the API's quicklooks
+alike: an allow-list of schemes and hosts (pure, from ``dispatcher.asset_schemes`` and
+``dispatcher.asset_hosts``).
 
 Hrefs come from STAC items, which come from whatever catalogs are watched (a query may name its own
-STAC API). Without an allow-list a crafted item could make the dispatcher open local files or probe
-internal HTTP services through GDAL. Local paths count as scheme ``file``. GDAL's virtual file system
-paths (``/vsicurl/…``, ``/vsis3/…``) are refused whatever the list says: through them a "local path"
-reads any URL. GDAL follows HTTP redirects, so an allowed host that redirects elsewhere is trusted
-with that choice.
+STAC API). Without an allow-list a crafted item could make a service open local files or probe
+internal HTTP services through GDAL. Local paths count as scheme ``file``; a relative path is refused
+(it would name a file relative to whichever process reads it; relative asset hrefs are resolved against
+their item before they get here). GDAL's virtual file system paths (``/vsicurl/…``, ``/vsis3/…``) are
+refused whatever the list says: through them a "local path" reads any URL. GDAL follows HTTP
+redirects, so an allowed host that redirects elsewhere is trusted with that choice.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import urlsplit
+from urllib.request import url2pathname
 
-from services.dispatcher.failures import PermanentSceneError
+from services.scenes.failures import PermanentSceneError
 from services.settings import DispatcherSettings
 
 LOCAL_SCHEME = "file"
@@ -25,6 +29,14 @@ _LOCAL_HOSTS = ("", "localhost")
 def is_local(href: str) -> bool:
     """Whether `href` names a local file (a path, or a ``file:`` URL)."""
     return urlsplit(href).scheme.lower() in ("", LOCAL_SCHEME)
+
+
+def local_path(href: str) -> Path:
+    """The file a local `href` names: a path as written, a ``file:`` URL decoded (GDAL and rasterio
+    take neither its percent-escapes nor a ``localhost`` host)."""
+    if urlsplit(href).scheme:
+        return Path(url2pathname(urlsplit(href).path))
+    return Path(href)
 
 
 @dataclass(frozen=True)
@@ -55,6 +67,8 @@ class AssetPolicy:
                 return f"local files are not allowed (dispatcher.asset_schemes is {sorted(self.schemes)})"
             if parts.scheme and (parts.hostname or "") not in _LOCAL_HOSTS:
                 return f"file URL names a remote host {parts.hostname!r}"
+            if not local_path(href).is_absolute():
+                return "a relative path names no particular file"
             return None
         scheme = parts.scheme.lower()
         if scheme not in self.schemes:

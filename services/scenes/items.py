@@ -1,67 +1,41 @@
-"""A scene's inputs: its STAC item (inline in the message, or read from its href) and the image asset
-in it that is segmented. Every href is checked against the `AssetPolicy` before anything is read, and
-read failures are classified as permanent or transient (`services.dispatcher.failures`).
+"""A scene's STAC item: inline in the scene message, or read from its href (a local file or an http(s)
+URL). Every href is checked against the `AssetPolicy` before anything is read, every HTTP redirect
+again, and read failures are classified as permanent or transient (`services.scenes.failures`).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlsplit
-from urllib.request import url2pathname
 
 import httpx
-import pystac
 
 from services.contracts import SceneMessage
-from services.dispatcher.asset_policy import AssetPolicy, is_local
-from services.dispatcher.failures import PermanentSceneError, TransientSceneError, http_failure
+from services.scenes.failures import PermanentSceneError, TransientSceneError, http_failure
+from services.scenes.policy import AssetPolicy, is_local, local_path
 
 # Redirects are followed by hand so that every hop is checked against the allow-list.
 MAX_REDIRECTS = 5
 
 
-def self_href(item: Mapping[str, Any]) -> str | None:
-    """The item's ``self`` link, if any."""
-    for link in item.get("links") or []:
-        if link.get("rel") == "self" and link.get("href"):
-            return str(link["href"])
-    return None
-
-
-def select_asset(item: Mapping[str, Any], asset_keys: Sequence[str]) -> tuple[str, str]:
-    """(key, absolute href) of the first of `asset_keys` the item has; relative hrefs are resolved
-    against the item's self link. Raises PermanentSceneError when none is usable."""
-    assets = item.get("assets") or {}
-    if not isinstance(assets, Mapping):
-        raise PermanentSceneError("no_usable_asset", f"assets: not an object but {type(assets).__name__}")
-    for key in asset_keys:
-        asset = assets.get(key)
-        if not isinstance(asset, Mapping) or not asset.get("href"):
-            continue
-        href = str(asset["href"])
-        if pystac.utils.is_absolute_href(href):
-            return key, href
-        base = self_href(item)
-        if base is None:
-            raise PermanentSceneError(
-                "no_usable_asset",
-                f"assets.{key}.href {href!r} is relative and the item has no self link to resolve it",
-            )
-        return key, pystac.utils.make_absolute_href(href, base)
-    raise PermanentSceneError(
-        "no_usable_asset",
-        f"item has none of the asset keys {list(asset_keys)} (it has {sorted(assets)})",
-    )
-
-
 def load_item(scene: SceneMessage, policy: AssetPolicy, *, timeout_s: float) -> dict[str, Any]:
-    """The scene's STAC item: the one in the message, else read from its href (local path or URL)."""
+    """The scene's STAC item: the one in the message, else read from its href (see `read_item`), which
+    must hold the item the message names."""
     if scene.item is not None:
         return scene.item
     href = str(scene.href)
+    item = read_item(href, policy, timeout_s=timeout_s)
+    if item.get("id") != scene.item_id:
+        raise PermanentSceneError(
+            "invalid_item", f"item {href}: id {item.get('id')!r} differs from item_id {scene.item_id!r}"
+        )
+    return item
+
+
+def read_item(href: str, policy: AssetPolicy, *, timeout_s: float) -> dict[str, Any]:
+    """The STAC item at `href` (see `read_text`); PermanentSceneError (``invalid_item``) unless it is
+    JSON of a GeoJSON Feature."""
     text = read_text(href, policy, timeout_s=timeout_s)
     try:
         item = json.loads(text)
@@ -69,10 +43,6 @@ def load_item(scene: SceneMessage, policy: AssetPolicy, *, timeout_s: float) -> 
         raise PermanentSceneError("invalid_item", f"item {href}: not JSON: {exc}") from exc
     if not isinstance(item, dict) or item.get("type") != "Feature":
         raise PermanentSceneError("invalid_item", f"item {href}: not a STAC item (a GeoJSON Feature)")
-    if item.get("id") != scene.item_id:
-        raise PermanentSceneError(
-            "invalid_item", f"item {href}: id {item.get('id')!r} differs from item_id {scene.item_id!r}"
-        )
     return item
 
 
@@ -86,9 +56,8 @@ def read_text(href: str, policy: AssetPolicy, *, timeout_s: float) -> str:
 
 
 def _read_local(href: str) -> str:
-    path = Path(url2pathname(urlsplit(href).path)) if href.lower().startswith("file:") else Path(href)
     try:
-        return path.read_text(encoding="utf-8")
+        return local_path(href).read_text(encoding="utf-8")
     except FileNotFoundError as exc:
         raise PermanentSceneError("item_not_found", f"item {href}: no such file") from exc
     except UnicodeDecodeError as exc:

@@ -5,8 +5,7 @@ from affine import Affine
 from rasterio.crs import CRS
 from rasterio.enums import ColorInterp as C
 
-from services.dispatcher import PermanentSceneError
-from services.dispatcher.raster_checks import band_use, check_georeference
+from services.scenes import PermanentSceneError, band_use, bands_as_rgb, check_georeference
 
 UTM = Affine(0.5, 0.0, 733601.0, 0.0, -0.5, 3725139.0)
 
@@ -25,6 +24,8 @@ UTM = Affine(0.5, 0.0, 733601.0, 0.0, -0.5, 3725139.0)
 )
 def test_band_counts_that_become_rgb(colorinterp, use):
     assert band_use("a.tif", len(colorinterp), colorinterp) == use
+    indexes = bands_as_rgb("a.tif", len(colorinterp), colorinterp).indexes
+    assert indexes == ((1,) if use.startswith("grey") else (1, 2, 3))
 
 
 @pytest.mark.parametrize("colorinterp", [(C.gray, C.undefined), (C.undefined, C.undefined), ()])

@@ -1,8 +1,8 @@
-"""The asset URL allow-list: schemes, hosts, local paths and GDAL virtual paths (pure)."""
+"""The URL allow-list of scene items and images: schemes, hosts, local paths and GDAL virtual paths (pure)."""
 
 import pytest
 
-from services.dispatcher import AssetPolicy, PermanentSceneError
+from services.scenes import AssetPolicy, PermanentSceneError, gdal_name, local_path
 from services.settings import DispatcherSettings
 
 REMOTE_ONLY = AssetPolicy.allowing(["https"], ["cdn.example.com", ".s3.amazonaws.com"])
@@ -34,6 +34,7 @@ def test_allowed_remote_hrefs(href):
         ("file:///etc/passwd", "local files are not allowed"),
         ("/vsicurl/https://cdn.example.com/a.tif", "GDAL virtual file system paths"),
         ("https:///a.tif", "the URL names no host"),
+        ("ftp://cdn.example.com/a.tif", "scheme 'ftp' is not in"),
     ],
 )
 def test_refused_hrefs_say_why(href, reason):
@@ -48,6 +49,25 @@ def test_the_embedded_default_reads_local_files_but_no_vsi_paths_and_no_remote_f
     assert EMBEDDED.refusal("http://10.0.0.5/a.tif") is None  # no host list: any host
     assert "virtual file system" in EMBEDDED.refusal("/vsis3/bucket/a.tif")
     assert "remote host 'fileserver'" in EMBEDDED.refusal("file://fileserver/share/a.tif")
+    assert "relative path" in EMBEDDED.refusal("scenes/a.tif")
+    assert "relative path" in EMBEDDED.refusal("file:scenes/a.tif")
+
+
+@pytest.mark.parametrize(
+    ("href", "path"),
+    [
+        ("/data/scenes/a b.tif", "/data/scenes/a b.tif"),
+        ("file:///data/scenes/a%20b.tif", "/data/scenes/a b.tif"),
+        ("file://localhost/data/scenes/a.tif", "/data/scenes/a.tif"),
+    ],
+)
+def test_local_hrefs_name_their_file_as_gdal_opens_it(href, path):
+    assert str(local_path(href)) == path
+    assert gdal_name(href) == path
+
+
+def test_remote_hrefs_go_to_gdal_as_written():
+    assert gdal_name("https://cdn.example.com/a%20b.tif") == "https://cdn.example.com/a%20b.tif"
 
 
 def test_check_raises_a_permanent_error_naming_the_field():

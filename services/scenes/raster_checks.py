@@ -1,4 +1,5 @@
-"""Whether an opened raster can be segmented (pure: facts of the dataset in, a decision out).
+"""Whether an opened raster can be used, and which of its bands are its RGB (pure: facts of the dataset
+in, a decision out). The dispatcher segments what passes; the API's quicklooks show the same bands.
 
 - **Georeference**: a CRS and a geotransform (GDAL reports the identity when a file has none). Without
   both, no AOI can be cut out of the pixels and no polygon placed on the Earth.
@@ -14,11 +15,23 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from affine import Affine
 from rasterio.enums import ColorInterp
 
-from services.dispatcher.failures import PermanentSceneError
+from services.scenes.failures import PermanentSceneError
+
+_RGB = (1, 2, 3)
+_GREY = (1,)
+
+
+@dataclass(frozen=True)
+class BandUse:
+    """The bands read (1-based): three as RGB, or one grey band replicated to RGB; and how, in words."""
+
+    indexes: tuple[int, ...]
+    description: str
 
 
 def check_georeference(href: str, crs: object | None, transform: Affine) -> None:
@@ -29,22 +42,27 @@ def check_georeference(href: str, crs: object | None, transform: Affine) -> None
         raise PermanentSceneError("not_georeferenced", f"asset {href} has no geotransform")
 
 
-def band_use(href: str, count: int, colorinterp: Sequence[ColorInterp]) -> str:
-    """How the raster's bands become RGB, in words; raises PermanentSceneError (``unsupported_bands``)."""
+def bands_as_rgb(href: str, count: int, colorinterp: Sequence[ColorInterp]) -> BandUse:
+    """How the raster's bands become RGB; raises PermanentSceneError (``unsupported_bands``)."""
     if count == 3:
-        return "RGB"
+        return BandUse(_RGB, "RGB")
     if count >= 4:
         extra = "alpha as mask" if colorinterp[3] == ColorInterp.alpha else "band 4 ignored"
         if count > 4:
             extra += f", bands 5-{count} ignored"
-        return f"bands 1-3 of {count} as RGB ({extra})"
+        return BandUse(_RGB, f"bands 1-3 of {count} as RGB ({extra})")
     if count == 1:
-        return "grey (band 1) replicated to RGB"
+        return BandUse(_GREY, "grey (band 1) replicated to RGB")
     if count == 2 and colorinterp[1] == ColorInterp.alpha:
-        return "grey (band 1) replicated to RGB, alpha as mask"
+        return BandUse(_GREY, "grey (band 1) replicated to RGB, alpha as mask")
     names = ", ".join(c.name for c in colorinterp) or "none"
     raise PermanentSceneError(
         "unsupported_bands",
         f"asset {href} has {count} band(s) ({names}): the segmenter needs RGB (3 or more bands, the "
         "first three used) or one grey band (optionally with alpha)",
     )
+
+
+def band_use(href: str, count: int, colorinterp: Sequence[ColorInterp]) -> str:
+    """`bands_as_rgb`'s description (what the dispatcher reports)."""
+    return bands_as_rgb(href, count, colorinterp).description
