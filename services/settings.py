@@ -13,6 +13,7 @@ import os
 import re
 import types
 import typing
+from datetime import timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal, Self
@@ -109,6 +110,24 @@ class NamespaceSettings(BaseModel):
 
     topic_prefix: str = Field("", pattern=r"^[A-Za-z0-9._-]*$", description="prefix of every Kafka topic")
     redis_prefix: str = Field("lookout:", min_length=1, description="prefix of every Redis key")
+
+
+class StoreSettings(BaseModel):
+    """How long Redis keeps what the dispatcher stores."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # A detection (its entry in the query's hash and Stream, its scene's markers) is kept at least this
+    # long after it was stored; it goes when the query's next scene is stored, or with all of the query's
+    # detections once no scene has come for this long. None: kept for ever (Redis grows with them).
+    detection_retention_days: float | None = Field(
+        None, gt=0, description="Days Redis keeps a detection after storing it (null: for ever)"
+    )
+
+    def detection_retention(self) -> timedelta | None:
+        """``detection_retention_days`` as a duration, or None."""
+        days = self.detection_retention_days
+        return None if days is None else timedelta(days=days)
 
 
 class EmbeddedSettings(BaseModel):
@@ -369,6 +388,7 @@ class LookoutSettings(BaseSettings):
 
     namespace: NamespaceSettings = NamespaceSettings()
     redis: RedisSettings = RedisSettings()
+    store: StoreSettings = StoreSettings()
     kafka: KafkaSettings = KafkaSettings()
     stac: StacSettings = StacSettings()
     embedded: EmbeddedSettings = EmbeddedSettings()

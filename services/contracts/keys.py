@@ -63,6 +63,10 @@ class RedisKeys:
         """Hash detection id -> Detection JSON (idempotent upserts)."""
         return f"{self.prefix}detections:{query_id}"
 
+    def detection_times(self, query_id: str) -> str:
+        """Sorted set detection id -> when it was stored (Unix seconds): what retention trims by."""
+        return f"{self.prefix}detection-times:{query_id}"
+
     def result(self, query_id: str, query_version: int, collection: str, item_id: str, model: str) -> str:
         """Marker that (query version, scene, model) has been processed: its detection ids."""
         return f"{self.prefix}result:{query_id}:{query_version}:{collection}/{item_id}:{model}"

@@ -97,11 +97,14 @@ class Dispatcher:
         self.redis = redis_client if redis_client is not None else make_redis(settings.redis)
         self.producer = producer if producer is not None else make_producer(settings.kafka)
         keys = keys or settings.redis_keys()
+        retention = settings.store.detection_retention()
         self.queries = QueryStore(self.redis, keys)
         self.processor = SceneProcessor.from_settings(
-            segmenter, DetectionStore(self.redis, keys), self.config
+            segmenter, DetectionStore(self.redis, keys, retention=retention), self.config
         )
-        self.publisher = DetectionPublisher(self.producer, self.topics.detections, self.redis, keys)
+        self.publisher = DetectionPublisher(
+            self.producer, self.topics.detections, self.redis, keys, retention=retention
+        )
         self.dead_letters = DeadLetterPublisher(self.producer)
         self.attempts = AttemptLedger(self.redis, keys, self.config.group_id)
         self._store_outages = 0  # consecutive records that met Redis down (for the pause before the next try)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from datetime import timedelta
 
 import redis
 from kafka import KafkaProducer
@@ -24,7 +25,8 @@ log = logging.getLogger(__name__)
 
 
 class DetectionPublisher:
-    """Produces scene results that are not yet on the detections topic, then marks them published."""
+    """Produces scene results that are not yet on the detections topic, then marks them published; the
+    markers expire after ``retention`` (None: never), as the stored results do (see DetectionStore)."""
 
     def __init__(
         self,
@@ -34,12 +36,14 @@ class DetectionPublisher:
         keys: RedisKeys,
         *,
         timeout_s: float = 30.0,
+        retention: timedelta | None = None,
     ) -> None:
         self.producer = producer
         self.topic = topic
         self.redis = client
         self.keys = keys
         self.timeout_s = timeout_s
+        self.marker_ttl_ms = None if retention is None else int(retention.total_seconds() * 1000)
 
     def _marker(self, result: QueryResult, collection: str, item_id: str, model: str) -> str:
         query = result.query
@@ -69,7 +73,7 @@ class DetectionPublisher:
         if pending:
             pipe = self.redis.pipeline(transaction=True)
             for _, marker in pending:
-                pipe.set(marker, "1")
+                pipe.set(marker, "1", px=self.marker_ttl_ms)
             pipe.execute()
         for result, _ in pending:
             log.info(

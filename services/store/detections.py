@@ -3,14 +3,20 @@
 A scene's detections for one query are written in one MULTI/EXEC transaction together with the scene's
 result marker, so a dispatcher that crashes and reprocesses the scene finds the marker and writes nothing
 twice; the Stream entries (what SSE subscribers read) therefore appear exactly once.
+
+With a retention (``store.detection_retention_days``) the same transaction removes the query's
+detections stored longer ago than that (from the hash, by the time index; from the Stream, by entry id)
+and gives every key of the query a TTL of the retention, so a query that gets no new scene loses them
+all once the retention has passed since its last one.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import redis
 from shapely.geometry import box, shape
@@ -29,11 +35,23 @@ class SceneResult:
 
 
 class DetectionStore:
-    """Writes and reads a query's detections."""
+    """Writes and reads a query's detections; ``retention`` (None: for ever) bounds how long they stay.
+    ``clock`` (Unix seconds) must agree with the Redis server's, whose clock numbers the Stream entries."""
 
-    def __init__(self, client: redis.Redis, keys: RedisKeys | None = None) -> None:
+    def __init__(
+        self,
+        client: redis.Redis,
+        keys: RedisKeys | None = None,
+        *,
+        retention: timedelta | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if retention is not None and retention <= timedelta(0):
+            raise ValueError(f"retention: must be positive or None, got {retention}")
         self.redis = client
         self.keys = keys or RedisKeys()
+        self.retention = retention
+        self.clock = clock
 
     def result_key(self, query: Query, collection: str, item_id: str, model: str) -> str:
         """Marker key of one processed (query version, scene, model)."""
@@ -45,27 +63,45 @@ class DetectionStore:
         """Store a scene's detections (possibly none) once; a repeated call changes nothing."""
         marker = self.result_key(query, collection, item_id, model)
         ids = [d.id for d in detections]
+        hash_key, times_key = self.keys.detections(query.id), self.keys.detection_times(query.id)
+        stream_key, last_scene_key = self.keys.detection_stream(query.id), self.keys.last_scene(query.id)
+        ttl_ms = None if self.retention is None else int(self.retention.total_seconds() * 1000)
 
         def transaction(pipe: redis.client.Pipeline) -> bool:
             if pipe.exists(marker):
                 return False
+            now = self.clock()
+            cutoff = None if ttl_ms is None else now - ttl_ms / 1000
+            expired = []
+            if cutoff is not None:
+                stale = (m.decode() for m in pipe.zrangebyscore(times_key, "-inf", f"({cutoff}"))
+                # A detection stored again (its scene processed again after its marker expired) stays.
+                expired = [i for i in stale if i not in ids]
             pipe.multi()
             if detections:
-                pipe.hset(
-                    self.keys.detections(query.id), mapping={d.id: d.model_dump_json() for d in detections}
-                )
+                pipe.hset(hash_key, mapping={d.id: d.model_dump_json() for d in detections})
+                pipe.zadd(times_key, dict.fromkeys(ids, now))
                 for detection in detections:
                     pipe.xadd(
-                        self.keys.detection_stream(query.id),
+                        stream_key,
                         {"id": detection.id, "feature": detection.model_dump_json()},
                         maxlen=STREAM_MAXLEN,
                         approximate=True,
                     )
-            pipe.set(marker, ",".join(ids))
+            pipe.set(marker, ",".join(ids), px=ttl_ms)
             pipe.set(
-                self.keys.last_scene(query.id),
+                last_scene_key,
                 json.dumps([d.geometry.model_dump(mode="json") for d in detections]),
+                px=ttl_ms,
             )
+            if ttl_ms is not None and cutoff is not None:
+                if expired:
+                    pipe.hdel(hash_key, *expired)
+                    pipe.zrem(times_key, *expired)
+                # Stream entry ids are the milliseconds Redis added them at.
+                pipe.xtrim(stream_key, minid=int(cutoff * 1000), approximate=False)
+                for key in (hash_key, times_key, stream_key):
+                    pipe.pexpire(key, ttl_ms)
             return True
 
         written = self.redis.transaction(transaction, marker, value_from_callable=True)

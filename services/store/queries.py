@@ -62,8 +62,9 @@ class QueryStore:
         return updated
 
     def delete(self, query_id: str, *, tenant: str | None = None) -> None:
-        """Remove a query. Its detections stay in Redis (nothing expires them), but no route serves them
-        any more: every read of detections looks the query up first."""
+        """Remove a query. Its detections stay in Redis until ``store.detection_retention_days`` has
+        passed since its last scene (for ever without a retention), but no route serves them any more:
+        every read of detections looks the query up first."""
         query = self.get(query_id, tenant=tenant)
         pipe = self.redis.pipeline(transaction=True)
         pipe.delete(self.keys.query(query.id))

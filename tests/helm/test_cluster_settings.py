@@ -54,6 +54,8 @@ def test_the_cluster_defaults_replace_the_local_only_ones(tmp_path, monkeypatch)
     assert embedded["api"]["webhook"]["allow_hosts"] != []
     assert settings.dispatcher.asset_schemes == ["https"]
     assert settings.kafka.topic_replication_factor == -1
+    assert settings.store.detection_retention_days == 90
+    assert embedded["store"]["detection_retention_days"] is None
     # Everything the chart does not decide stays as configs/service.yaml has it.
     assert settings.api.rate_limit == embedded["api"]["rate_limit"]
     assert settings.dispatcher.asset_hosts == embedded["dispatcher"]["asset_hosts"]
@@ -71,6 +73,7 @@ def test_config_wins_over_the_cluster_defaults_null_and_empty_values_included(tm
         "kafka": {"topic_replication_factor": 3},
         "watcher": {"overlap_s": 0},
         "namespace": {"topic_prefix": "eu.", "redis_prefix": "eu:"},
+        "store": {"detection_retention_days": None},
     }
     rendered = render(value_set("default") | {"config": config})
     settings = _api_settings(rendered, tmp_path, monkeypatch)
@@ -82,6 +85,7 @@ def test_config_wins_over_the_cluster_defaults_null_and_empty_values_included(tm
     assert settings.dispatcher.asset_hosts == [".amazonaws.com"]
     assert settings.kafka.topic_replication_factor == 3
     assert settings.watcher.overlap_s == 0
+    assert settings.store.detection_retention() is None
     assert (settings.topics().scenes, settings.redis_keys().prefix) == ("eu.scenes", "eu:")
     # A key config leaves alone keeps its cluster default.
     override_webhooks_only = {"config": {"api": {"webhook": {"timeout_s": 5}}}}

@@ -1,6 +1,7 @@
 """Query and detection stores against a real Redis."""
 
-from datetime import UTC, datetime
+import time
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -68,3 +69,66 @@ def test_scene_results_are_written_once_and_streamed_once(redis_client, keys):
     assert [d.id for d in store.list(query.id)] == first.detection_ids
     assert store.list(query.id, bbox=(0, 0, 1, 1)) == []
     assert store.list(query.id, since=datetime(2026, 11, 2, tzinfo=UTC)) == []
+
+
+def _square(lon: float) -> dict:
+    ring = [[lon, 50.01], [lon + 0.01, 50.01], [lon + 0.01, 50.02], [lon, 50.02], [lon, 50.01]]
+    return {"type": "Polygon", "coordinates": [ring]}
+
+
+def _query_keys(keys, query_id: str) -> list[str]:
+    return [
+        keys.detections(query_id),
+        keys.detection_times(query_id),
+        keys.detection_stream(query_id),
+        keys.last_scene(query_id),
+    ]
+
+
+def test_without_a_retention_nothing_expires(redis_client, keys):
+    query = QueryStore(redis_client, keys).create(_body())
+    store = DetectionStore(redis_client, keys)
+    store.write_scene(
+        query,
+        "s2",
+        "item-1",
+        "m",
+        [_detection(query, "item-1", _square(10.0), datetime(2026, 11, 1, tzinfo=UTC))],
+    )
+    marker = store.result_key(query, "s2", "item-1", "m")
+    assert [redis_client.pttl(key) for key in [*_query_keys(keys, query.id), marker]] == [-1] * 5
+
+
+def test_detections_older_than_the_retention_go_when_the_next_scene_is_stored(redis_client, keys):
+    retention = timedelta(seconds=3)
+    query = QueryStore(redis_client, keys).create(_body())
+    store = DetectionStore(redis_client, keys, retention=retention)
+
+    def write(item_id: str, lon: float) -> str:
+        detection = _detection(query, item_id, _square(lon), datetime(2026, 11, 1, tzinfo=UTC))
+        assert store.write_scene(query, "s2", item_id, "m", [detection]).written
+        return detection.id
+
+    old = write("item-old", 10.0)
+    time.sleep(retention.total_seconds() / 2 + 0.1)
+    kept = write("item-kept", 10.03)
+    time.sleep(retention.total_seconds() / 2 + 0.1)
+    new = write("item-new", 10.06)  # "item-old" is now older than the retention; "item-kept" is not
+
+    assert {d.id for d in store.list(query.id)} == {kept, new}
+    assert store.get(query.id, old) is None
+    times = redis_client.zrange(keys.detection_times(query.id), 0, -1)
+    assert {member.decode() for member in times} == {kept, new}
+    streamed = redis_client.xrange(keys.detection_stream(query.id))
+    assert [fields[b"id"].decode() for _, fields in streamed] == [kept, new]
+    assert store.scene_detections(query, "s2", "item-old", "m") is None  # its marker expired
+    assert [d.id for d in store.scene_detections(query, "s2", "item-kept", "m")] == [kept]
+    # Every key of the query expires once no scene has come for the retention.
+    markers = [store.result_key(query, "s2", item, "m") for item in ("item-kept", "item-new")]
+    for key in [*_query_keys(keys, query.id), *markers]:
+        assert 0 < redis_client.pttl(key) <= retention.total_seconds() * 1000, key
+
+
+def test_a_retention_must_be_positive(redis_client, keys):
+    with pytest.raises(ValueError, match="retention"):
+        DetectionStore(redis_client, keys, retention=timedelta(0))
