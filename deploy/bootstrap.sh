@@ -11,9 +11,11 @@ log() { printf '\033[1m[bootstrap]\033[0m %s\n' "$*" >&2; }
 # redis-server: embedded/test Redis. postgresql-15-postgis-3: PostgreSQL + PostGIS for pgstac (test
 # STAC API). iproute2/util-linux: `ip` and `unshare` for the loopback-only network namespace.
 # socat: forwards the API port of `deploy/up.sh` out of its namespace to this machine's 127.0.0.1.
-# chromium: the browser the dashboard tests drive (Playwright never downloads one). npm: installs the
-# dashboard's front-end libraries (only when no npm is on PATH: a Node.js install may bring its own).
-APT_PACKAGES=(redis-server postgresql-15 postgresql-15-postgis-3 iproute2 util-linux socat chromium)
+# chromium: the browser the dashboard tests drive (Playwright never downloads one). gdal-bin: ogrinfo and
+# ogr2ogr, whose OAPIF driver is the third-party OGC API - Features client the API is tested with. npm:
+# installs the dashboard's front-end libraries (only when no npm is on PATH: a Node.js install may bring
+# its own).
+APT_PACKAGES=(redis-server postgresql-15 postgresql-15-postgis-3 iproute2 util-linux socat chromium gdal-bin)
 command -v npm >/dev/null || APT_PACKAGES+=(npm)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

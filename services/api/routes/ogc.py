@@ -3,7 +3,9 @@
 ``/`` landing page, ``/conformance``, ``/collections``, ``/collections/{query_id}``,
 ``/collections/{query_id}/items`` (``bbox``, ``datetime``, ``limit``, ``offset``; ``next``/``prev``
 links) and ``/collections/{query_id}/items/{detection_id}``. Links are absolute and typed, as QGIS's
-OGC API - Features client expects.
+OGC API - Features client expects. A ``limit`` above the advertised maximum is served as the maximum,
+not refused (OGC API - Features Part 1, 17-069r4, the ``limit`` parameter): GDAL's OAPIF driver sends
+its page size as it is.
 """
 
 # Annotations are evaluated eagerly (no __future__ import): FastAPI resolves the closure's Tenant alias.
@@ -43,6 +45,10 @@ CONFORMANCE = [
 ]
 DEFAULT_LIMIT = 10
 MAX_LIMIT = 10_000
+LIMIT_HELP = (
+    f"Page size; at most {MAX_LIMIT} features are returned per page (a larger limit is served as "
+    f"{MAX_LIMIT}), follow the next link for more"
+)
 
 
 def collection_document(query: StandingQuery, url: str) -> CollectionDocument:
@@ -128,11 +134,15 @@ def build_router(ctx: ApiContext) -> APIRouter:
         tenant: Tenant,
         bbox: Annotated[str | None, Query(description=BBOX_HELP)] = None,
         datetime: Annotated[str | None, Query(description=DATETIME_HELP)] = None,
-        limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+        # The maximum is advertised in the API definition (clients size their pages by it), not enforced.
+        limit: Annotated[
+            int, Query(ge=1, description=LIMIT_HELP, json_schema_extra={"maximum": MAX_LIMIT})
+        ] = DEFAULT_LIMIT,
         offset: Annotated[int, Query(ge=0)] = 0,
     ) -> DetectionPage:
         """A page of the query's detections, newest acquisition first, with next/prev links."""
         ctx.queries.get(query_id, tenant=tenant)
+        limit = min(limit, MAX_LIMIT)
         matched = select_detections(
             ctx.detections, query_id, parse_datetime_interval(datetime), parse_bbox(bbox)
         )
