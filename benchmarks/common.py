@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import os
 import sys
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import psutil
 
+from services.composition import ComponentThreads, Composition
 from services.segmenter import Segmenter
 from services.settings import LookoutSettings, load_settings
 
@@ -43,26 +43,13 @@ def service_settings(preset: str | None) -> LookoutSettings:
 
 @contextmanager
 def pipeline_running(settings: LookoutSettings, segmenter: Segmenter) -> Iterator[None]:
-    """The watcher and the dispatcher of ``settings`` looping in threads, as ``lookout up`` runs them,
-    until the block ends; then stopped, joined and closed."""
-    from services.dispatcher import Dispatcher
-    from services.watcher import Watcher
-
-    keys, topics = settings.redis_keys(), settings.topics()
-    watcher = Watcher.from_settings(settings, keys=keys, topics=topics)
-    dispatcher = Dispatcher(settings, segmenter, keys=keys, topics=topics)
-    stop = threading.Event()
-    threads = [
-        threading.Thread(target=watcher.run, args=(stop,), name="watcher"),
-        threading.Thread(target=dispatcher.run, args=(stop,), name="dispatcher"),
-    ]
-    for thread in threads:
-        thread.start()
+    """The watcher and the dispatcher of ``settings`` looping in threads, built and run as ``lookout up``
+    runs them, until the block ends; then stopped, joined and closed."""
+    composition = Composition(settings)
+    threads = ComponentThreads(join_timeout_s=60)
     try:
+        threads.start("watcher", composition.watcher())
+        threads.start("dispatcher", composition.dispatcher(segmenter))
         yield
     finally:
-        stop.set()
-        for thread in threads:
-            thread.join(timeout=60)
-        watcher.close()
-        dispatcher.close()
+        threads.stop()

@@ -43,11 +43,9 @@ import ray
 from ray import serve
 
 from services.adapters.stac_client import StacPublisher
-from services.api.app import create_app
 from services.api.server import ApiServer
+from services.composition import Composition
 from services.embedded.stack import LocalStack
-from services.segmenter.client import ServeSegmenter
-from services.segmenter.serve_app import build_app
 from services.settings import LookoutSettings, NamespaceSettings
 from services.simulator import sample_query_aoi
 from services.simulator.cog import write_rgb_cog
@@ -146,10 +144,10 @@ def main(argv: list[str] | None = None) -> int:
                 "watcher": base.watcher.model_copy(
                     update={"sources": [stack.stac.url], "poll_interval_s": 1.0, "overlap_s": 3600}
                 ),
-                "api": base.api.model_copy(update={"collections": None}),
+                "api": base.api.model_copy(update={"collections": None, "port": 0}),
             }
         )
-        keys = settings.redis_keys()
+        composition = Composition(settings)
         publisher = StacPublisher(settings.stac.api_url)
         publisher.put_collection(
             make_collection(collection, list(footprint.bounds), datetime(2024, 1, 1, tzinfo=UTC))
@@ -160,9 +158,8 @@ def main(argv: list[str] | None = None) -> int:
         api: ApiServer | None = None
         try:
             serve.start(proxy_location="Disabled")
-            serve.run(build_app(settings, keys=keys), name=settings.segmenter.app_name, route_prefix=None)
-            segmenter = ServeSegmenter.from_app(settings.segmenter.app_name)
-            api = ApiServer(create_app(settings, keys=keys)).start()
+            segmenter = composition.deploy_segmenter()
+            api = composition.api_server(composition.api_app()).start()
             query_ids = []
             for i in range(args.queries):
                 created = httpx.post(

@@ -41,14 +41,12 @@ import ray
 from ray import serve
 
 from services.adapters.kafka_client import ensure_topics
-from services.adapters.redis_client import make_redis
+from services.composition import Composition
 from services.contracts import QueryCreate
 from services.embedded.stack import LocalStack
 from services.segmenter.client import ServeSegmenter
-from services.segmenter.serve_app import build_app
 from services.settings import LookoutSettings, NamespaceSettings
 from services.simulator import SIM_COLLECTION, SceneSimulator, sample_query_aoi
-from services.store import QueryStore
 from tests.support.dispatching import committed_offset
 
 TEXTS = ("all buildings", "the roads", "the trees along the street", "the parking lots")
@@ -153,13 +151,12 @@ def main(argv: list[str] | None = None) -> int:
                 ),
             }
         )
-        keys, topics = settings.redis_keys(), settings.topics()
-        ensure_topics(settings.kafka, topics.all())
-        redis_client = make_redis(settings.redis)
-        queries = QueryStore(redis_client, keys)
+        composition = Composition(settings)
+        ensure_topics(settings.kafka, composition.topics.all())
+        stores = composition.stores()
         texts = TEXTS[: args.queries]
         for text in texts:
-            queries.create(
+            stores.queries.create(
                 QueryCreate(
                     text=text,
                     aoi=sample_query_aoi(),
@@ -173,9 +170,7 @@ def main(argv: list[str] | None = None) -> int:
         ray.init(address="local", num_cpus=args.ray_cpus, include_dashboard=False, log_to_driver=False)
         try:
             serve.start(proxy_location="Disabled")
-            name = settings.segmenter.app_name
-            serve.run(build_app(settings, keys=keys), name=name, route_prefix=None)
-            client = ServeSegmenter.from_app(name)
+            client = composition.deploy_segmenter()
             call_size = settings.dispatcher.max_pairs_per_call
             bare_pairs_per_s(client, call_size * 2, call_size, texts)  # warm-up: first batches, text cache
 
@@ -187,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             serve.shutdown()
             ray.shutdown()
-            redis_client.close()
+            stores.close()
 
     bare = (before + after) / 2
     stack_rate = timed.pairs / busy_s

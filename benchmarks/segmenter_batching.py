@@ -29,11 +29,10 @@ import numpy as np
 import ray
 from ray import serve
 
-from services.contracts import RedisKeys
+from services.composition import Composition
 from services.embedded.stack import LocalStack
 from services.segmenter.client import ServeSegmenter
-from services.segmenter.serve_app import build_app
-from services.settings import LookoutSettings, SegmenterSettings, TextCacheSettings
+from services.settings import LookoutSettings, NamespaceSettings, SegmenterSettings, TextCacheSettings
 
 TEXTS = (
     "the small storage tank on the right",
@@ -94,10 +93,9 @@ def deploy(config: Config, base: LookoutSettings, args: argparse.Namespace, run_
         batch_wait_timeout_s=args.batch_wait_s,
         text_cache=TextCacheSettings(enabled=config.text_cache),
     )
-    settings = base.model_copy(update={"segmenter": segmenter})
-    keys = RedisKeys(prefix=f"bench-{run_id}-{segmenter.app_name}:")
-    handle = serve.run(build_app(settings, keys=keys), name=segmenter.app_name, route_prefix=None)
-    return ServeSegmenter(handle, timeout_s=600)
+    namespace = NamespaceSettings(redis_prefix=f"bench-{run_id}-{segmenter.app_name}:")
+    settings = base.model_copy(update={"segmenter": segmenter, "namespace": namespace})
+    return Composition(settings).deploy_segmenter(timeout_s=600)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -164,54 +164,29 @@ def _query_rm(args: argparse.Namespace) -> int:
 
 def _component(args: argparse.Namespace) -> int:
     """Run one component against external services (production); settings from configs + LOOKOUT_*."""
+    from services.composition import ComponentThreads, Composition, run_until_stopped
     from services.settings import load_settings
 
-    settings = load_settings()
+    composition = Composition(load_settings())
     stop = _stop_on_signals()
     if args.command == "watch":
-        from services.watcher import Watcher
-
-        watcher = Watcher.from_settings(settings)
-        try:
-            watcher.run(stop)
-        finally:
-            watcher.close()
+        run_until_stopped(composition.watcher(), stop)
     elif args.command == "dispatch":
-        from services.dispatcher.consumer import Dispatcher
-        from services.segmenter.client import ServeSegmenter
-
-        segmenter = ServeSegmenter.from_app(settings.segmenter.app_name)
-        dispatcher = Dispatcher(settings, segmenter)
-        try:
-            dispatcher.run(stop)
-        finally:
-            dispatcher.close()
+        run_until_stopped(composition.dispatcher(), stop)
     elif args.command == "serve":
-        from ray import serve
-
-        from services.segmenter.serve_app import build_app
-
-        serve.run(build_app(settings), name=settings.segmenter.app_name, route_prefix=None)
+        composition.deploy_segmenter()
         stop.wait()
     elif args.command == "api":
         import uvicorn
 
-        from services.api.app import create_app
-        from services.api.metrics import ApiMetrics
-        from services.api.webhooks import WebhookDispatcher
-
-        # Each API replica also delivers webhooks: replicas share the deliveries as one consumer group.
-        metrics = ApiMetrics()
-        webhooks = WebhookDispatcher.from_settings(settings, metrics=metrics)
-        delivering = threading.Thread(target=webhooks.run, args=(stop,), name="webhooks", daemon=True)
-        delivering.start()
+        app, webhooks = composition.api_with_webhooks()
+        delivering = ComponentThreads(stop)
+        delivering.start("webhooks", webhooks)
         try:
-            app = create_app(settings, metrics=metrics)
-            uvicorn.run(app, host=settings.api.host, port=settings.api.port)
+            api = composition.settings.api
+            uvicorn.run(app, host=api.host, port=api.port)
         finally:
-            stop.set()
-            delivering.join(timeout=30)
-            webhooks.close()
+            delivering.stop()
     return 0
 
 

@@ -2,9 +2,11 @@
 → API (SSE) and the ``detections`` topic — with the dispatcher SIGKILLed in the middle of a scene.
 
 The dispatcher runs as its own process (``lookout dispatch``, as in production), connected to the test's
-Ray and Serve application; the watcher and the API run in this process. The model is the ``tiny`` preset
-with random weights and threshold 0, so every covered pixel is foreground and each detection is the AOI
-itself (clipped to the scene): "inside the AOI" is a sharp check.
+Ray and Serve application; the watcher and the API run in this process. Every component is built by
+:class:`~services.composition.Composition`, as ``lookout up`` and the component commands build them.
+The model is the ``tiny`` preset with random weights and threshold 0, so every covered pixel is
+foreground and each detection is the AOI itself (clipped to the scene): "inside the AOI" is a sharp
+check.
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from datetime import UTC, datetime
@@ -33,14 +34,9 @@ from danet.config import load_preset
 from danet.geo import raster_footprint_crs84
 from danet.model import build_model
 from services.adapters.kafka_client import ensure_topics
-from services.adapters.redis_client import make_redis
 from services.adapters.stac_client import StacPublisher
-from services.api.app import create_app
-from services.api.server import ApiServer
-from services.segmenter.serve_app import build_app
+from services.composition import ComponentThreads, Composition
 from services.settings import REPO_ROOT, DispatcherSettings, NamespaceSettings, SegmenterSettings
-from services.store import DetectionStore
-from services.watcher import Watcher
 from tests.support.http_files import serve_folder
 from tests.support.kafka import topic_records
 from tests.support.rasters import aoi_for_pixels, write_rgb_cog
@@ -127,13 +123,15 @@ def test_a_stac_item_becomes_one_detection_on_sse_and_kafka_even_when_the_dispat
                 batch_wait_timeout_s=0.3,
             ),
             "dispatcher": DispatcherSettings(group_id=f"e2e-{tag}", max_pairs_per_call=4),
-            "api": stack_settings.api.model_copy(update={"collections": None}),  # any collection id
+            # Any collection id; a free port.
+            "api": stack_settings.api.model_copy(update={"collections": None, "port": 0}),
             "watcher": stack_settings.watcher.model_copy(
                 update={"sources": [stack_settings.stac.api_url], "poll_interval_s": 1.0}
             ),
         }
     )
-    keys, topics = settings.redis_keys(), settings.topics()
+    composition = Composition(settings)
+    keys, topics = composition.keys, composition.topics
     ensure_topics(settings.kafka, topics.all())  # one partition each, before any producer auto-creates
 
     scenes = tmp_path / "scenes"
@@ -149,7 +147,7 @@ def test_a_stac_item_becomes_one_detection_on_sse_and_kafka_even_when_the_dispat
     )
 
     serve.start(proxy_location="Disabled")
-    serve.run(build_app(settings, keys=keys), name=app_name, route_prefix=None)
+    composition.deploy_segmenter()
     env = (
         os.environ
         | local_stack.environment()
@@ -164,12 +162,10 @@ def test_a_stac_item_becomes_one_detection_on_sse_and_kafka_even_when_the_dispat
         }
     )
     dispatcher = DispatcherProcess(env, tmp_path / "dispatcher.log")
-    watcher = Watcher.from_settings(settings, keys=keys, topics=topics)
-    stop_watcher = threading.Event()
-    watcher_thread = threading.Thread(target=watcher.run, args=(stop_watcher,), daemon=True)
-    api = ApiServer(create_app(settings, keys=keys)).start()
-    redis_client = make_redis(settings.redis)
-    detections = DetectionStore(redis_client, keys)
+    watching = ComponentThreads()
+    api = composition.api_server(composition.api_app()).start()
+    stores = composition.stores()
+    redis_client, detections = stores.redis, stores.detections
     subscriber = None
     try:
         with serve_folder(scenes) as (base_url, _served):
@@ -186,7 +182,7 @@ def test_a_stac_item_becomes_one_detection_on_sse_and_kafka_even_when_the_dispat
             assert created.status_code == 201, created.text
             query_id = created.json()["id"]
             subscriber = SseSubscriber(f"{api.url}/queries/{query_id}/stream").start()
-            watcher_thread.start()
+            watching.start("watcher", composition.watcher())
             dispatcher.start()
 
             def publish(item_id: str, day: int) -> None:
@@ -229,10 +225,7 @@ def test_a_stac_item_becomes_one_detection_on_sse_and_kafka_even_when_the_dispat
         if subscriber is not None:
             subscriber.stop()
         dispatcher.stop()
-        stop_watcher.set()
-        if watcher_thread.is_alive():
-            watcher_thread.join(timeout=30)
-        watcher.close()
+        watching.stop()
         api.stop()
         serve.delete(app_name)
         publisher.close()
@@ -261,4 +254,4 @@ def test_a_stac_item_becomes_one_detection_on_sse_and_kafka_even_when_the_dispat
         assert feature["properties"]["area_m2"] > 0
     changes = {f["properties"]["item_id"]: f["properties"]["change"] for f in streamed}
     assert changes == {"scene-1": "new", "scene-2": "persisting"}
-    redis_client.close()
+    stores.close()
