@@ -43,7 +43,9 @@ def _outline(mask: np.ndarray) -> np.ndarray:
     return grown & ~mask.astype(bool)
 
 
-def draw_cell(image: torch.Tensor, truth: np.ndarray, predicted: np.ndarray, text: str, iou: float) -> Image.Image:
+def draw_cell(
+    image: torch.Tensor, truth: np.ndarray, predicted: np.ndarray, text: str, iou: float
+) -> Image.Image:
     """One sample as a picture: tinted prediction, outlined truth, caption."""
     rgb = _picture(image).astype(np.float32)
     tint = np.array(PREDICTION_RGB, dtype=np.float32)
@@ -54,7 +56,7 @@ def draw_cell(image: torch.Tensor, truth: np.ndarray, predicted: np.ndarray, tex
     out.paste(cell, (0, 0))
     draw = ImageDraw.Draw(out)
     font = ImageFont.load_default()
-    lines = textwrap.wrap(f"{text}", 42)[:1] + [f"IoU {iou:.2f}"]
+    lines = [*textwrap.wrap(text, 42)[:1], f"IoU {iou:.2f}"]
     for i, line in enumerate(lines):
         draw.text((4, CELL + 2 + 15 * i), line, fill=(235, 235, 235), font=font)
     return out
