@@ -17,6 +17,7 @@ from datetime import timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal, Self
+from urllib.parse import urlsplit
 
 import yaml
 from limits import parse_many
@@ -343,14 +344,126 @@ class ApiSettings(BaseModel):
         return self
 
 
+_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # an HTTP token (RFC 9110)
+_ENV_VAR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _headers_by_env_var(headers: dict[str, str]) -> dict[str, str]:
+    for header, variable in headers.items():
+        if not _HEADER_NAME.match(header):
+            raise ValueError(f"{header!r} is not an HTTP header name")
+        if not _ENV_VAR_NAME.match(variable):
+            raise ValueError(
+                f"{header}: {variable!r} is not an environment variable name (the value is read from "
+                "that variable; secrets never sit in the config)"
+            )
+    return headers
+
+
+class S3Settings(BaseModel):
+    """How a source's images at ``s3://`` hrefs are read, through GDAL's own S3 configuration
+    (``services.scenes.access``). Credentials, when requests are signed, are GDAL's usual ones from the
+    environment (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, a web identity token), never here."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # True: anonymous requests, for public buckets (AWS_NO_SIGN_REQUEST). False: signed with credentials.
+    no_sign_request: bool = True
+    # The requester pays for the transfer (AWS_REQUEST_PAYER=requester); needs signed requests.
+    requester_pays: bool = False
+    region: str | None = Field(None, pattern=r"^[a-z0-9-]+$", description="Bucket region, e.g. us-west-2")
+    # An S3-compatible object store instead of AWS: its base URL (scheme, host, port; no path), reached
+    # with path-style requests.
+    endpoint: str | None = None
+
+    @field_validator("endpoint")
+    @classmethod
+    def _endpoint_url(cls, endpoint: str | None) -> str | None:
+        if endpoint is not None:
+            parts = urlsplit(endpoint)
+            if parts.scheme not in ("http", "https") or not parts.hostname or parts.path.strip("/"):
+                raise ValueError(f"{endpoint!r} is not a base URL such as https://minio.example.com:9000")
+        return endpoint
+
+    @model_validator(mode="after")
+    def _payer_signs(self) -> Self:
+        if self.requester_pays and self.no_sign_request:
+            raise ValueError(
+                "requester_pays needs signed requests: set no_sign_request: false and give AWS credentials "
+                "through the environment"
+            )
+        return self
+
+
+class SourceSettings(BaseModel):
+    """One watched source and how its items and images are read.
+
+    In ``watcher.sources`` a plain string is the ``url`` of a source with the defaults below. The
+    dispatcher and the API's quicklooks read these too: a scene's ``source`` (and an item's href) names
+    the entry whose options apply to its reads.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # A STAC API URL (http/https) or the path of a static catalog (catalog.json or its folder).
+    url: str = Field(min_length=1)
+    # planetary-computer: asset hrefs on Azure Blob Storage are signed with a SAS token right before
+    # each read (the `planetary-computer` package; its own PC_SDK_SUBSCRIPTION_KEY is read from the
+    # environment by that package). Items are never signed: tokens expire, and items travel on topics.
+    signing: Literal["none", "planetary-computer"] = "none"
+    s3: S3Settings = S3Settings()
+    # HTTP headers of the STAC API requests (searches, item reads): header name -> the environment
+    # variable holding its value, e.g. {X-API-Key: EXAMPLE_API_KEY}.
+    headers_from_env: dict[str, str] = {}
+    # HTTP headers of image reads over http(s) (GDAL_HTTP_HEADERS), same form. They go to every asset
+    # host, so these need dispatcher.asset_hosts.
+    asset_headers_from_env: dict[str, str] = {}
+
+    @field_validator("headers_from_env", "asset_headers_from_env")
+    @classmethod
+    def _header_names(cls, headers: dict[str, str]) -> dict[str, str]:
+        return _headers_by_env_var(headers)
+
+    @model_validator(mode="after")
+    def _api_headers_for_apis(self) -> Self:
+        if self.headers_from_env and urlsplit(self.url).scheme.lower() not in ("http", "https"):
+            raise ValueError(f"headers_from_env: {self.url!r} is a static catalog, not a STAC API over HTTP")
+        return self
+
+    def api_headers(self) -> dict[str, str]:
+        """``headers_from_env`` with their values, read from the environment now.
+
+        Raises:
+            SettingsError: a variable is unset or empty, or its value spans lines.
+        """
+        return self._from_environment(self.headers_from_env, "headers_from_env")
+
+    def asset_headers(self) -> dict[str, str]:
+        """``asset_headers_from_env`` with their values, read from the environment now (see api_headers)."""
+        return self._from_environment(self.asset_headers_from_env, "asset_headers_from_env")
+
+    def _from_environment(self, headers: dict[str, str], key: str) -> dict[str, str]:
+        values: dict[str, str] = {}
+        for header, variable in headers.items():
+            value = os.environ.get(variable, "")
+            where = f"watcher.sources ({self.url}) {key}.{header}"
+            if not value:
+                raise SettingsError(f"{where}: environment variable {variable} is not set")
+            if "\r" in value or "\n" in value:
+                raise SettingsError(f"{where}: environment variable {variable} holds a line break")
+            values[header] = value
+        return values
+
+
 class WatcherSettings(BaseModel):
     """The STAC watcher: what it watches, how often, how far back, and when a feed counts as stale."""
 
     model_config = ConfigDict(extra="forbid")
 
     # Sources watched by queries without their own stac_api: STAC API URLs (http/https) or paths of
-    # static catalogs (catalog.json or its folder). Empty: the STAC API of stac.api_url, if set.
-    sources: list[str] = []
+    # static catalogs (catalog.json or its folder), each a plain string or a `SourceSettings` object
+    # (signing, S3 options, headers). Empty: the STAC API of stac.api_url, if set.
+    sources: list[SourceSettings] = []
     poll_interval_s: float = Field(30.0, gt=0)
     # Each search starts this long before the high-water mark, so items published late (processing
     # latency) are still found; dedup drops the ones already published.
@@ -363,6 +476,29 @@ class WatcherSettings(BaseModel):
     # Before a failing source is polled again.
     backoff: Backoff = Backoff(initial_s=5.0, max_s=300.0, jitter_s=5.0)
     publish_timeout_s: float = Field(30.0, gt=0, description="Broker acknowledgement timeout per poll")
+
+    @field_validator("sources", mode="before")
+    @classmethod
+    def _plain_urls(cls, sources: Any) -> Any:
+        if isinstance(sources, list):
+            return [{"url": entry} if isinstance(entry, str) else entry for entry in sources]
+        return sources
+
+    @field_validator("sources")
+    @classmethod
+    def _distinct_sources(cls, sources: list[SourceSettings]) -> list[SourceSettings]:
+        seen: dict[str, int] = {}
+        for index, source in enumerate(sources):
+            key = source.url.rstrip("/")
+            if key in seen:
+                raise ValueError(f"entries {seen[key]} and {index} are the same source {source.url!r}")
+            seen[key] = index
+        return sources
+
+    def source_list(self) -> list[SourceSettings]:
+        """``sources`` as SourceSettings; an entry set as a plain string after validation (``model_copy``
+        does not validate) is read as the URL of a source with default options."""
+        return [s if isinstance(s, SourceSettings) else SourceSettings(url=str(s)) for s in self.sources]
 
 
 class SimulatorSettings(BaseModel):
@@ -397,6 +533,18 @@ class LookoutSettings(BaseSettings):
     dispatcher: DispatcherSettings = DispatcherSettings()
     watcher: WatcherSettings = WatcherSettings()
     simulator: SimulatorSettings = SimulatorSettings()
+
+    @model_validator(mode="after")
+    def _asset_headers_to_named_hosts(self) -> Self:
+        # Items name their image hrefs: with any host allowed, a source's credentials would go wherever
+        # an item points.
+        sending = [s.url for s in self.watcher.source_list() if s.asset_headers_from_env]
+        if sending and not self.dispatcher.asset_hosts:
+            raise ValueError(
+                f"watcher.sources {sending}: asset_headers_from_env sends credentials with image reads, so "
+                "dispatcher.asset_hosts must name the hosts that may receive them (it is empty: any host)"
+            )
+        return self
 
     def topics(self) -> Topics:
         """This deployment's Kafka topics (``namespace.topic_prefix``)."""
@@ -455,6 +603,9 @@ def _explain(error: ValidationError, overrides: dict[str, object]) -> str:
         if item["type"] == "extra_forbidden":
             section, known = ".".join(loc[:-1]) or "the top level", _section_fields(loc[:-1])
             reason = f"unknown key; {section} takes {known}" if known else "unknown key"
+        if not loc:  # a check across sections: its message names the keys
+            lines.append(f"  {reason.removeprefix('Value error, ')}")
+            continue
         lines.append(f"  {'.'.join(loc)}: {reason} ({_source(loc, overrides, from_file, path)})")
     return "\n".join(lines)
 
@@ -481,23 +632,36 @@ def _source(loc: list[str], overrides: dict[str, object], from_file: Any, path: 
 
 def _holds(data: Any, loc: list[str]) -> bool:
     for part in loc:
-        if not isinstance(data, dict) or part not in data:
+        if isinstance(data, list) and part.isdigit() and int(part) < len(data):
+            data = data[int(part)]
+        elif isinstance(data, dict) and part in data:
+            data = data[part]
+        else:
             return False
-        data = data[part]
     return True
 
 
 def _section_fields(loc: list[str]) -> str:
-    """The keys the settings section at ``loc`` accepts, comma-separated ('' if not a section)."""
-    model: type[BaseModel] = LookoutSettings
+    """The keys the settings section at ``loc`` accepts, comma-separated ('' if not a section). A number
+    in ``loc`` is an entry of a list of sections (``watcher.sources.0``)."""
+    annotation: Any = LookoutSettings
     for part in loc:
-        field = model.model_fields.get(part)
-        members = _members(field.annotation) if field is not None else ()
-        nested = [t for t in members if isinstance(t, type) and issubclass(t, BaseModel)]
-        if not nested:
+        if part.isdigit():
+            lists = [m for m in _members(annotation) if typing.get_origin(m) is list]
+            annotation = typing.get_args(lists[0])[0] if lists else None
+        else:
+            model = _model(annotation)
+            field = model.model_fields.get(part) if model is not None else None
+            annotation = field.annotation if field is not None else None
+        if annotation is None:
             return ""
-        model = nested[0]
-    return ", ".join(model.model_fields)
+    model = _model(annotation)
+    return ", ".join(model.model_fields) if model is not None else ""
+
+
+def _model(annotation: Any) -> type[BaseModel] | None:
+    nested = [t for t in _members(annotation) if isinstance(t, type) and issubclass(t, BaseModel)]
+    return nested[0] if nested else None
 
 
 def _members(annotation: Any) -> tuple[Any, ...]:

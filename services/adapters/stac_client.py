@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import httpx
@@ -66,8 +66,11 @@ def declares_sort(conforms_to: list[str]) -> bool:
     return any(_SORT_CONFORMANCE.match(uri) for uri in conforms_to)
 
 
-def open_stac_api(settings: StacSettings, url: str | None = None) -> Client:
-    """Open a STAC API with a timeout per request and retries of failed connections.
+def open_stac_api(
+    settings: StacSettings, url: str | None = None, *, headers: Mapping[str, str] | None = None
+) -> Client:
+    """Open a STAC API with a timeout per request and retries of failed connections; `headers` go with
+    every request (a source's API key, ``watcher.sources``).
 
     The timeout is passed to ``Client.open`` as well: given only to the StacApiIO, pystac-client
     replaces it with ``None`` (no timeout), and a hanging API would block the caller forever.
@@ -75,7 +78,9 @@ def open_stac_api(settings: StacSettings, url: str | None = None) -> Client:
     target = url or settings.api_url
     if not target:
         raise ValueError("stac.api_url: no STAC API URL configured (set LOOKOUT_STAC__API_URL)")
-    stac_io = CheckedStacApiIO(max_retries=settings.max_retries, timeout=settings.timeout_s)
+    stac_io = CheckedStacApiIO(
+        headers=dict(headers or {}), max_retries=settings.max_retries, timeout=settings.timeout_s
+    )
     client = Client.open(target, stac_io=stac_io, timeout=settings.timeout_s)
     if declares_sort(client.get_conforms_to()):
         client.add_conforms_to("SORT")

@@ -73,7 +73,7 @@ def create_app(
         metrics=metrics or ApiMetrics(),
         tenant=tenant,
         components=dict(components or {}),
-        scenes=SceneInputs.from_settings(settings.dispatcher),
+        scenes=SceneInputs.from_settings(settings.dispatcher, settings.watcher.source_list()),
     )
 
     @contextlib.asynccontextmanager

@@ -2,7 +2,8 @@
 
 A detection names its scene's STAC item (``item_href``, the item's self link); the item and its image
 are read as the dispatcher reads them (`services.scenes`: the same asset keys, URL policy, GDAL settings
-and band use), so the quicklook shows the image that was segmented. The dashboard's map is Web Mercator
+and band use, and the options of the source whose STAC API URL the item href lies under: signing, S3,
+headers), so the quicklook shows the image that was segmented. The dashboard's map is Web Mercator
 and places an image by its four corners, interpolating linearly in Mercator, so the quicklook is warped
 to EPSG:3857 here: its corners are then exact in lon/lat.
 
@@ -35,8 +36,10 @@ from rasterio.warp import reproject
 from danet.geo import stretch_to_uint8
 from services.contracts import RedisKeys
 from services.scenes import (
+    AssetPolicy,
     PermanentSceneError,
     SceneInputs,
+    SourceAccess,
     TransientSceneError,
     classified_asset_errors,
     is_local,
@@ -122,11 +125,19 @@ def mercator_grid(crs: Any, transform: Affine, rows: int, cols: int) -> tuple[Af
     return Affine(pixel, 0.0, west, 0.0, -pixel, north), dst_cols, dst_rows
 
 
-def render_quicklook(href: str, max_side: int, *, timeout_s: float) -> Quicklook:
-    """Read the image at ``href`` (allowed by the URL policy) at reduced resolution (longer side <=
-    ``max_side``), stretch its RGB (or grey) bands, warp it to Web Mercator and encode it as a PNG whose
-    alpha marks the valid pixels. ``timeout_s`` bounds each HTTP request."""
-    with scene_failures(), open_image(href, timeout_s=timeout_s) as (dataset, band_use):
+def render_quicklook(
+    href: str,
+    max_side: int,
+    *,
+    timeout_s: float,
+    policy: AssetPolicy,
+    access: SourceAccess | None = None,
+) -> Quicklook:
+    """Read the image at ``href`` (allowed by ``policy``) as its source's ``access`` says, at reduced
+    resolution (longer side <= ``max_side``), stretch its RGB (or grey) bands, warp it to Web Mercator and
+    encode it as a PNG whose alpha marks the valid pixels. ``timeout_s`` bounds each HTTP request."""
+    opened = open_image(href, timeout_s=timeout_s, policy=policy, access=access)
+    with scene_failures(), opened as (dataset, band_use):
         indexes = list(band_use.indexes)
         rows, cols = reduced_shape(dataset.height, dataset.width, max_side)
         out_shape = (len(indexes), rows, cols)
@@ -196,7 +207,13 @@ class QuicklookCache:
         with scene_failures():
             image = self.scenes.choose_image(item, base=item_href)
         log.info("quicklook of %s: %s (%s)", item_href, image.field, image.reason)
-        quicklook = render_quicklook(image.href, self.settings.max_side_px, timeout_s=self.scenes.timeout_s)
+        quicklook = render_quicklook(
+            image.href,
+            self.settings.max_side_px,
+            timeout_s=self.scenes.timeout_s,
+            policy=self.scenes.policy,
+            access=self.scenes.access(item_href=item_href),
+        )
         with self.redis.pipeline() as pipe:
             pipe.hset(
                 key,

@@ -4,10 +4,13 @@ GDAL settings and checks of opening the image, and why a read failed.
 
 Pure logic: `policy` (which URLs may be read), `assets` (which asset is the image), `raster_checks`
 (georeference, which bands are RGB), `failures` (permanent or transient, and GDAL's errors classified).
-I/O: `items` (the STAC item, from the message, a file or HTTP), `rasters` (opening the image under the
-GDAL settings), `inputs` (`SceneInputs`: the keys, policy and timeout from the settings, in one value).
+I/O: `access` (how a source is read: signing, S3 options, headers from the environment), `items` (the
+STAC item, from the message, a file or HTTP), `rasters` (opening the image under the GDAL settings of
+the read and its source), `inputs` (`SceneInputs`: the keys, policy, timeout and sources from the
+settings, in one value).
 """
 
+from services.scenes.access import SourceAccess, source_access
 from services.scenes.assets import AssetChoice, choose_asset, select_asset, self_href
 from services.scenes.failures import (
     PermanentSceneError,
@@ -18,9 +21,9 @@ from services.scenes.failures import (
 )
 from services.scenes.inputs import SceneInputs
 from services.scenes.items import load_item, read_item, read_text
-from services.scenes.policy import AssetPolicy, is_local, local_path
+from services.scenes.policy import AssetPolicy, is_local, local_path, redact
 from services.scenes.raster_checks import BandUse, band_use, bands_as_rgb, check_georeference
-from services.scenes.rasters import gdal_name, gdal_options, open_image
+from services.scenes.rasters import gdal_name, gdal_options, image_reads, open_image
 
 __all__ = [
     "AssetChoice",
@@ -28,6 +31,7 @@ __all__ = [
     "BandUse",
     "PermanentSceneError",
     "SceneInputs",
+    "SourceAccess",
     "TransientSceneError",
     "asset_read_failure",
     "band_use",
@@ -38,12 +42,15 @@ __all__ = [
     "gdal_name",
     "gdal_options",
     "http_failure",
+    "image_reads",
     "is_local",
     "load_item",
     "local_path",
     "open_image",
     "read_item",
     "read_text",
+    "redact",
     "select_asset",
     "self_href",
+    "source_access",
 ]

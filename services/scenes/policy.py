@@ -9,14 +9,19 @@ internal HTTP services through GDAL. Local paths count as scheme ``file``; a rel
 their item before they get here). GDAL's virtual file system paths (``/vsicurl/…``, ``/vsis3/…``) are
 refused whatever the list says: through them a "local path" reads any URL. GDAL follows HTTP
 redirects, so an allowed host that redirects elsewhere is trusted with that choice.
+
+``s3://bucket/key`` hrefs (scheme ``s3``, allowed only when listed) name the bucket where a URL names
+its host: ``asset_hosts`` lists buckets for them. Messages show hrefs through `redact`: a query string
+(SAS tokens, signatures) or a password never appears in an error, a log or a dead-letter header.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 from urllib.request import url2pathname
 
 from services.scenes.failures import PermanentSceneError
@@ -24,6 +29,29 @@ from services.settings import DispatcherSettings
 
 LOCAL_SCHEME = "file"
 _LOCAL_HOSTS = ("", "localhost")
+REDACTED = "[redacted]"
+# A URL's query string within a text: GDAL's messages quote the URLs they failed on.
+_URL_QUERY = re.compile(r"\b((?:https?|s3)://[^\s'\"?#]+)\?[^\s'\"#]+")
+
+
+def redact(href: str) -> str:
+    """`href` as messages may show it: its query string and password replaced by ``[redacted]``."""
+    parts = urlsplit(href)
+    if not parts.password and not parts.query:
+        return href
+    if parts.password:
+        parts = parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", f":{REDACTED}@", 1))
+    if parts.query:
+        parts = parts._replace(query=REDACTED)
+    return urlunsplit(parts)
+
+
+def redact_text(text: str, secret: str = "") -> str:
+    """`text` with `secret` (a signed URL's query string) and the query strings of any URLs in it
+    replaced by ``[redacted]``."""
+    if secret:
+        text = text.replace(secret, REDACTED)
+    return _URL_QUERY.sub(rf"\1?{REDACTED}", text)
 
 
 def is_local(href: str) -> bool:
@@ -86,4 +114,4 @@ class AssetPolicy:
         """Raise PermanentSceneError (``url_not_allowed``) naming `field` when `href` is refused."""
         reason = self.refusal(href)
         if reason is not None:
-            raise PermanentSceneError("url_not_allowed", f"{field} {href!r}: {reason}")
+            raise PermanentSceneError("url_not_allowed", f"{field} {redact(href)!r}: {reason}")

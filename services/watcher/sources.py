@@ -2,13 +2,15 @@
 
 A source answers one question: which items of a collection intersect an AOI and were acquired at or
 after a time, oldest first, at most N of them. Both return item JSON (dicts) with absolute hrefs, the
-form that goes on the ``scenes`` topic.
+form that goes on the ``scenes`` topic. Hrefs are never signed here (``signing`` applies when an image is
+read: `services.scenes.access`); a STAC API source sends its ``headers_from_env`` with every request.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -24,7 +26,7 @@ from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
 
 from services.adapters.stac_client import StacResponseError, open_stac_api
-from services.settings import StacSettings
+from services.settings import SourceSettings, StacSettings
 from services.watcher.planning import api_source_name, datetime_interval, item_datetime
 
 log = logging.getLogger(__name__)
@@ -61,18 +63,27 @@ class SceneSource(Protocol):
 
 
 class StacApiSource:
-    """A STAC API searched with pystac-client (POST /search, paged by ``page_size``)."""
+    """A STAC API searched with pystac-client (POST /search, paged by ``page_size``), with `headers` on
+    every request (values are secrets: never logged)."""
 
-    def __init__(self, url: str, settings: StacSettings, *, page_size: int = 100) -> None:
+    def __init__(
+        self,
+        url: str,
+        settings: StacSettings,
+        *,
+        page_size: int = 100,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
         self.url = url
         self.name = api_source_name(url)
         self.settings = settings
         self.page_size = page_size
+        self._headers = dict(headers or {})
         self._warned_unsorted = False
 
     def search(self, collection: str, aoi: dict[str, Any], start: datetime, max_items: int) -> list[dict]:
         """See SceneSource.search; the API is opened per search so a restarted API is picked up."""
-        client = open_stac_api(self.settings, self.url)
+        client = open_stac_api(self.settings, self.url, headers=self._headers)
         sortable = client.conforms_to(ConformanceClasses.SORT)
         if not sortable and not self._warned_unsorted:
             # Without server-side sorting a poll that hits max_items holds an arbitrary subset in time,
@@ -119,8 +130,13 @@ class StaticCatalogSource:
         return [data for _, data in found[:max_items]]
 
 
-def open_source(location: str, settings: StacSettings, *, page_size: int = 100) -> SceneSource:
-    """A source for a location: an http(s) URL is a STAC API, anything else a static catalog path."""
-    if location.startswith(("http://", "https://")):
-        return StacApiSource(location, settings, page_size=page_size)
-    return StaticCatalogSource(Path(location))
+def open_source(
+    location: SourceSettings | str, settings: StacSettings, *, page_size: int = 100
+) -> SceneSource:
+    """The source of a ``watcher.sources`` entry (or a plain location): an http(s) URL is a STAC API,
+    anything else a static catalog path. A STAC API's header values are read from the environment now
+    (SettingsError names a missing variable)."""
+    source = location if isinstance(location, SourceSettings) else SourceSettings(url=location)
+    if source.url.startswith(("http://", "https://")):
+        return StacApiSource(source.url, settings, page_size=page_size, headers=source.api_headers())
+    return StaticCatalogSource(Path(source.url))

@@ -20,14 +20,16 @@ from services.api.quicklook import (
     SceneReadError,
     reduced_shape,
 )
+from services.scenes import AssetPolicy
 from tests.support.rasters import UTM, UTM_CRS, write_geotiff
 
 SAMPLE = package_path("solaris", "data") / "sample_geotiff.tif"
+LOCAL_FILES = AssetPolicy.allowing(["file"])
 
 
 def render_quicklook(href: str, max_side: int) -> quicklook_module.Quicklook:
     """The quicklook of a local image (the timeout only bounds HTTP requests)."""
-    return quicklook_module.render_quicklook(href, max_side, timeout_s=5)
+    return quicklook_module.render_quicklook(href, max_side, timeout_s=5, policy=LOCAL_FILES)
 
 
 def decode(png: bytes) -> np.ndarray:
