@@ -465,9 +465,23 @@ class WatcherSettings(BaseModel):
     # (signing, S3 options, headers). Empty: the STAC API of stac.api_url, if set.
     sources: list[SourceSettings] = []
     poll_interval_s: float = Field(30.0, gt=0)
-    # Each search starts this long before the high-water mark, so items published late (processing
-    # latency) are still found; dedup drops the ones already published.
+    # Searches by acquisition time start this long before the high-water mark (the latest acquisition
+    # seen), so an item published up to this long after its acquisition is still found; dedup drops the
+    # ones already published. Items with a publication time are also found later than that (below).
     overlap_s: float = Field(86_400.0, ge=0)
+    # overlap_s per collection id, for collections published later than overlap_s allows whose items
+    # carry no publication time, e.g. {naip: 15552000}: Planetary Computer adds NAIP months after the
+    # flight. Each poll re-reads that much of the collection over the AOIs.
+    collection_overlap_s: dict[str, float] = {}
+    # The item property telling when the catalog published an item: STAC's `created` (Earth Search sets
+    # it; Planetary Computer and Maxar's open data items lack it), or e.g. the Timestamps extension's
+    # `published`. Where the API can filter by a property (CQL2-JSON filter or the Query extension) and
+    # the items found by acquisition time carry it, each poll also searches by it, from the latest
+    # publication seen minus publication_overlap_s: such items are found however long after their
+    # acquisition they come. null: acquisition time only.
+    publication_field: str | None = Field("created", min_length=1)
+    # Catalogs make items searchable a while after stamping them, and not in stamp order.
+    publication_overlap_s: float = Field(3_600.0, ge=0)
     page_size: int = Field(100, gt=0, le=10_000, description="Items per page of a STAC API search")
     max_items_per_poll: int = Field(1000, gt=0, description="Per (source, collection) and poll")
     # Must exceed the feed's normal quiet time over the watched AOIs (revisit time, e.g. 5 days for a
@@ -476,6 +490,14 @@ class WatcherSettings(BaseModel):
     # Before a failing source is polled again.
     backoff: Backoff = Backoff(initial_s=5.0, max_s=300.0, jitter_s=5.0)
     publish_timeout_s: float = Field(30.0, gt=0, description="Broker acknowledgement timeout per poll")
+
+    @field_validator("collection_overlap_s")
+    @classmethod
+    def _overlaps_not_negative(cls, overlaps: dict[str, float]) -> dict[str, float]:
+        for collection, seconds in overlaps.items():
+            if seconds < 0:
+                raise ValueError(f"{collection}: {seconds} s is negative")
+        return overlaps
 
     @field_validator("sources", mode="before")
     @classmethod

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, Literal
+from urllib.parse import urljoin
 
 import httpx
 import pystac
@@ -13,9 +15,19 @@ from pystac_client.stac_api_io import StacApiIO
 
 from services.settings import StacSettings
 
-# STAC API sort conformance of any 1.x version. pystac-client 0.9 recognises only 1.0.x URIs, while
-# stac-fastapi (pgstac) declares sort as 1.1.0: without this the watcher would never ask for sorted results.
-_SORT_CONFORMANCE = re.compile(r"^https://api\.stacspec\.org/v1\.\d+\.\d+(-[\w.]+)?/item-search#sort$")
+# Item-search extension conformance of any STAC API 1.x version. pystac-client 0.9 recognises only 1.0.x
+# URIs, while stac-fastapi (pgstac) declares sort as 1.1.0: without this the watcher would never ask for
+# sorted results.
+_ITEM_SEARCH_EXTENSION = re.compile(
+    r"^https://api\.stacspec\.org/v1\.\d+\.\d+(-[\w.]+)?/item-search#(?P<extension>[\w-]+)$"
+)
+# The extensions the watcher uses; pystac-client's conformance classes of the same names, upper-case.
+_USED_EXTENSIONS = frozenset({"sort", "filter", "query"})
+CQL2_JSON = "http://www.opengis.net/spec/cql2/1.0/conf/cql2-json"
+
+# How an API filters items by a property: a CQL2-JSON ``filter`` (Filter extension) or a ``query`` (Query
+# extension).
+PropertyFilter = Literal["filter", "query"]
 
 
 class StacResponseError(Exception):
@@ -42,7 +54,12 @@ class CheckedStacApiIO(StacApiIO):
         self, url: str, method: str | None = None, parameters: dict[str, Any] | None = None
     ) -> Iterator[dict[str, Any]]:
         """Pages of a paging endpoint (``/search``, ``/collections``), following ``next`` links; each
-        page must hold a ``features`` or ``collections`` list (an empty one ends the results)."""
+        page must hold a ``features`` or ``collections`` list (an empty one ends the results).
+
+        A ``next`` link either POSTs a ``body`` (pgstac's paging token, merged with the search when the link
+        says ``merge``) or GETs its href (a ``?token=`` of its own, as some catalogs page even POSTed
+        searches); pystac-client follows both. A relative href is resolved against the page's URL here.
+        """
         page = self.read_json(url, method=method, parameters=parameters)
         where = url
         while True:
@@ -57,13 +74,43 @@ class CheckedStacApiIO(StacApiIO):
             link = next((lk for lk in page.get("links") or [] if lk.get("rel") == "next"), None)
             if link is None:
                 return
-            where = str(link.get("href"))
+            if not link.get("href"):
+                raise StacResponseError(f"{where}: 'next' link without an href")
+            link = link | {"href": urljoin(where, str(link["href"]))}
+            where = link["href"]
             page = self.read_json(pystac.Link.from_dict(link), parameters=parameters)
 
 
-def declares_sort(conforms_to: list[str]) -> bool:
-    """Whether a landing page's ``conformsTo`` declares item-search sorting (any STAC API 1.x)."""
-    return any(_SORT_CONFORMANCE.match(uri) for uri in conforms_to)
+def item_search_extensions(conforms_to: list[str]) -> set[str]:
+    """The item-search extensions (``sort``, ``filter``, ``query``, ...) a landing page's ``conformsTo``
+    declares, in any STAC API 1.x version."""
+    return {match["extension"] for uri in conforms_to if (match := _ITEM_SEARCH_EXTENSION.match(uri))}
+
+
+def property_filter(conforms_to: list[str]) -> PropertyFilter | None:
+    """How an API can filter items by a property value: CQL2-JSON ``filter``, else the Query extension's
+    ``query``; None when it declares neither."""
+    extensions = item_search_extensions(conforms_to)
+    if "filter" in extensions and CQL2_JSON in conforms_to:
+        return "filter"
+    if "query" in extensions:
+        return "query"
+    return None
+
+
+def at_or_after(field: str, since: datetime, how: PropertyFilter) -> dict[str, Any]:
+    """pystac-client search arguments for items whose ``field`` property is at or after ``since``.
+
+    The time goes as a string, not a CQL2 ``timestamp``: pgstac compares a property that is no declared
+    date-time queryable as text and refuses a timestamp against it (HTTP 500), while a declared one, and
+    Elasticsearch-backed APIs, parse the string. Written with six fractional digits and ``Z``, even a text
+    comparison never leaves out a UTC (``Z``) time at or after ``since``, with or without fractional
+    seconds; at worst it takes in one from the same second.
+    """
+    literal = since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if how == "filter":
+        return {"filter": {"op": ">=", "args": [{"property": field}, literal]}, "filter_lang": "cql2-json"}
+    return {"query": {field: {"gte": literal}}}
 
 
 def open_stac_api(
@@ -82,8 +129,8 @@ def open_stac_api(
         headers=dict(headers or {}), max_retries=settings.max_retries, timeout=settings.timeout_s
     )
     client = Client.open(target, stac_io=stac_io, timeout=settings.timeout_s)
-    if declares_sort(client.get_conforms_to()):
-        client.add_conforms_to("SORT")
+    for extension in item_search_extensions(client.get_conforms_to()) & _USED_EXTENSIONS:
+        client.add_conforms_to(extension.upper())
     return client
 
 

@@ -84,12 +84,17 @@ class RedisKeys:
         return f"{self.prefix}last-scene:{query_id}"
 
     def seen_items(self, source: str, collection: str) -> str:
-        """Sorted set of item ids the watcher published for (source, collection), scored by item datetime."""
+        """Sorted set of item ids the watcher published for (source, collection), scored by the latest
+        time a search window can start at and still return the item (epoch seconds)."""
         return f"{self.prefix}seen:{source}:{collection}"
 
     def high_water_mark(self, source: str, collection: str) -> str:
-        """Latest item datetime the watcher has seen for (source, collection)."""
+        """Latest item datetime (acquisition) the watcher has seen for (source, collection)."""
         return f"{self.prefix}hwm:{source}:{collection}"
+
+    def publication_mark(self, source: str, collection: str) -> str:
+        """Latest publication time the watcher has seen for (source, collection), where it searches by one."""
+        return f"{self.prefix}pubmark:{source}:{collection}"
 
     def quicklook(self, item_href: str, max_side_px: int) -> str:
         """Hash of a scene's rendered quicklook (PNG and bounds) at one size."""

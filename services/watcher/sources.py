@@ -1,9 +1,11 @@
 """Scene sources behind one small interface: STAC APIs (pystac-client) and local static catalogs (pystac).
 
-A source answers one question: which items of a collection intersect an AOI and were acquired at or
-after a time, oldest first, at most N of them. Both return item JSON (dicts) with absolute hrefs, the
-form that goes on the ``scenes`` topic. Hrefs are never signed here (``signing`` applies when an image is
-read: `services.scenes.access`); a STAC API source sends its ``headers_from_env`` with every request.
+A source answers which items of a collection intersect an AOI and were acquired at or after a time
+(a range: ends at or after it), oldest first, at most N of them; a STAC API that can filter by a
+property also answers which were published at or after a time. Both return item JSON (dicts) with
+absolute hrefs, the form that goes on the ``scenes`` topic. Hrefs are never signed here (``signing``
+applies when an image is read: `services.scenes.access`); a STAC API source sends its
+``headers_from_env`` with every request.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any, Protocol
 import httpx
 import pystac
 import requests
+from pystac_client import Client
 from pystac_client.conformance import ConformanceClasses
 from pystac_client.errors import ClientTypeError
 from pystac_client.exceptions import APIError
@@ -25,9 +28,9 @@ from pystac_client.warnings import DoesNotConformTo
 from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
 
-from services.adapters.stac_client import StacResponseError, open_stac_api
+from services.adapters.stac_client import StacResponseError, at_or_after, open_stac_api, property_filter
 from services.settings import SourceSettings, StacSettings
-from services.watcher.planning import api_source_name, datetime_interval, item_datetime
+from services.watcher.planning import api_source_name, datetime_interval, item_datetime, sort_ascending
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +50,6 @@ SOURCE_ERRORS: tuple[type[BaseException], ...] = (
     OSError,
 )
 
-_SORT_ASCENDING = [{"field": "properties.datetime", "direction": "asc"}]
-
 
 class SceneSource(Protocol):
     """Where scenes come from."""
@@ -59,6 +60,13 @@ class SceneSource(Protocol):
         """Items of ``collection`` intersecting ``aoi`` (GeoJSON, CRS84) acquired at or after ``start``,
         oldest first (where the source can sort), at most ``max_items``; raises one of SOURCE_ERRORS
         when the source is unavailable."""
+        ...
+
+    def search_published(
+        self, collection: str, aoi: dict[str, Any], field: str, since: datetime, max_items: int
+    ) -> list[dict] | None:
+        """Like ``search``, for items whose ``field`` property (a publication time such as ``created``) is
+        at or after ``since``, ordered by it; None when the source cannot filter by a property."""
         ...
 
 
@@ -83,22 +91,48 @@ class StacApiSource:
 
     def search(self, collection: str, aoi: dict[str, Any], start: datetime, max_items: int) -> list[dict]:
         """See SceneSource.search; the API is opened per search so a restarted API is picked up."""
-        client = open_stac_api(self.settings, self.url, headers=self._headers)
-        sortable = client.conforms_to(ConformanceClasses.SORT)
-        if not sortable and not self._warned_unsorted:
-            # Without server-side sorting a poll that hits max_items holds an arbitrary subset in time,
-            # and the next poll continues after its latest item: items in between can be missed.
-            log.warning("source %s: the API cannot sort; polls cut at max_items may miss items", self.name)
-            self._warned_unsorted = True
+        client = self._open()
         search = client.search(
             collections=[collection],
             intersects=aoi,
             datetime=datetime_interval(start),
-            sortby=_SORT_ASCENDING if sortable else None,
+            sortby=self._sort_by(client, "datetime"),
             limit=self.page_size,
             max_items=max_items,
         )
         return list(search.items_as_dicts())
+
+    def search_published(
+        self, collection: str, aoi: dict[str, Any], field: str, since: datetime, max_items: int
+    ) -> list[dict] | None:
+        """See SceneSource.search_published: through the Filter (CQL2-JSON) or else the Query extension."""
+        client = self._open()
+        how = property_filter(client.get_conforms_to())
+        if how is None:
+            return None
+        search = client.search(
+            collections=[collection],
+            intersects=aoi,
+            sortby=self._sort_by(client, field),
+            limit=self.page_size,
+            max_items=max_items,
+            **at_or_after(field, since, how),
+        )
+        return list(search.items_as_dicts())
+
+    def _open(self) -> Client:
+        return open_stac_api(self.settings, self.url, headers=self._headers)
+
+    def _sort_by(self, client: Client, field: str) -> list[dict[str, str]] | None:
+        """Ascending by ``field`` where the API can sort; else None, with a warning once."""
+        if client.conforms_to(ConformanceClasses.SORT):
+            return sort_ascending(field)
+        if not self._warned_unsorted:
+            # Without server-side sorting a poll that hits max_items holds an arbitrary subset in time,
+            # and the next poll continues after its latest item: items in between can be missed.
+            log.warning("source %s: the API cannot sort; polls cut at max_items may miss items", self.name)
+            self._warned_unsorted = True
+        return None
 
 
 class StaticCatalogSource:
@@ -128,6 +162,12 @@ class StaticCatalogSource:
                 found.append((acquired, data))
         found.sort(key=lambda pair: pair[0])
         return [data for _, data in found[:max_items]]
+
+    def search_published(
+        self, collection: str, aoi: dict[str, Any], field: str, since: datetime, max_items: int
+    ) -> list[dict] | None:
+        """None: the whole catalog is read on every search, so acquisition time alone finds every item."""
+        return None
 
 
 def open_source(

@@ -31,8 +31,12 @@ from services.watcher.planning import (
     DatedItem,
     WatchTarget,
     advance_high_water,
+    capped_cursor,
+    collection_overlap,
+    merge_found,
     parse_items,
     plan_targets,
+    publication_window_start,
     window_start,
 )
 from services.watcher.sources import SOURCE_ERRORS, SceneSource, StacApiSource, open_source
@@ -88,12 +92,20 @@ class Watcher:
         self.topics = topics or Topics()
         self.clock = clock
         self.overlap = timedelta(seconds=settings.overlap_s)
+        self.overlaps = {name: timedelta(seconds=s) for name, s in settings.collection_overlap_s.items()}
+        self.publication_overlap = timedelta(seconds=settings.publication_overlap_s)
         self.stale_after = timedelta(seconds=settings.stale_after_s)
         self._sources: dict[str, SceneSource] = {source.name: source for source in self.default_sources}
         self._health: dict[str, SourceHealth] = {}
         self._collections: dict[str, list[str]] = {}
-        # (source, collection) -> datetime of the last item of a poll that hit max_items_per_poll.
+        # (source, collection) -> datetime of the last item of a poll that hit max_items_per_poll, and
+        # publication time of the last item of a search by publication time that hit it.
         self._cursors: dict[tuple[str, str], datetime] = {}
+        self._publication_cursors: dict[tuple[str, str], datetime] = {}
+        # (source, collection) -> whether the latest items found by acquisition time carry
+        # publication_field; unknown before the first items. Without it a search by publication time
+        # finds nothing and, unbounded in acquisition time, can be the API's most expensive query.
+        self._stamped: dict[tuple[str, str], bool] = {}
         self._last_poll: datetime | None = None
         self._lock = threading.Lock()
         if not self.default_sources:
@@ -126,7 +138,11 @@ class Watcher:
         """Search every watched (source, collection) once and publish what is new."""
         now = self.clock()
         targets = plan_targets(
-            self.queries.active(), [s.name for s in self.default_sources], now=now, overlap=self.overlap
+            self.queries.active(),
+            [s.name for s in self.default_sources],
+            now=now,
+            overlap=self.overlap,
+            by_collection=self.overlaps,
         )
         by_source: dict[str, list[WatchTarget]] = defaultdict(list)
         for target in targets:
@@ -189,25 +205,61 @@ class Watcher:
     def _poll_target(
         self, source: SceneSource, target: WatchTarget, now: datetime, summary: PollSummary
     ) -> list[DatedItem]:
-        """Search one (source, collection), publish its new items, then mark them and move the mark."""
+        """Search one (source, collection) by acquisition time and, where that can find more, by
+        publication time; publish the new items, then mark them and move the marks (the rules:
+        services.watcher.planning)."""
         pair = (source.name, target.collection)
-        high_water = self.state.high_water_mark(*pair)
-        start = window_start(high_water, target.backfill_start, self.overlap, self._cursors.get(pair))
+        overlap = collection_overlap(target.collection, self.overlap, self.overlaps)
         limit = self.settings.max_items_per_poll
+        field = self.settings.publication_field
+        high_water = self.state.high_water_mark(*pair)
+        start = window_start(high_water, target.backfill_start, overlap, self._cursors.get(pair))
         found = source.search(target.collection, target.intersects(), start, limit)
-        items, problems = parse_items(found)
-        for problem in problems:
+        by_acquisition, problems = parse_items(found, field)
+        if by_acquisition:
+            self._stamped[pair] = any(item.published is not None for item in by_acquisition)
+        stored_mark = self.state.publication_mark(*pair)
+        since = publication_window_start(
+            stored_mark, now, self.publication_overlap, self._publication_cursors.get(pair)
+        )
+        searching_late = field is not None and self._stamped.get(pair, True)
+        found_late, late_failed = (
+            self._search_late(source, target, since) if searching_late else (None, False)
+        )
+        by_publication, late_problems = parse_items(found_late or [], field)
+        for problem in dict.fromkeys(problems + late_problems):
             log.warning("source %s collection %s: %s", source.name, target.collection, problem)
+        items = merge_found(by_acquisition, by_publication)
         unseen = self.state.unseen(*pair, [i.item_id for i in items])
         new = [item for item in items if item.item_id in unseen]
         self._publish(source.name, target.collection, new, now)
         summary.published.extend(f"{target.collection}/{item.item_id}" for item in new)
-        mark = advance_high_water(high_water, (item.acquired for item in items), now)
+
+        mark = advance_high_water(high_water, (item.acquired for item in by_acquisition), now)
+        cursor = capped_cursor([item.acquired for item in by_acquisition], len(found) >= limit)
+        # Dedup entries before every window the next poll searches can go: no search returns them again.
+        forget_before = window_start(mark, target.backfill_start, overlap, cursor)
+        published_mark, late_cursor = None, None
+        if found_late is not None:
+            times = [item.published for item in by_publication if item.published is not None]
+            # The first search by publication time marks now: later ones go on from there.
+            published_mark = advance_high_water(stored_mark or now, times, now)
+            late_cursor = capped_cursor(times, len(found_late) >= limit)
+            forget_before = min(
+                forget_before,
+                publication_window_start(published_mark, now, self.publication_overlap, late_cursor),
+            )
+        elif late_failed:
+            # The next search by publication time starts where this one would have: keep what it finds.
+            late_cursor = self._publication_cursors.get(pair)
+            forget_before = min(forget_before, since)
+        elif stored_mark is not None:
+            # Not searched by publication time (items without one, publication_field off, an API that
+            # cannot filter): should such searches come back, they start afresh, not from a mark whose
+            # window the dedup set no longer covers.
+            self.state.forget_publication_mark(*pair)
         recorded = self.state.mark_published(
-            *pair,
-            {item.item_id: item.acquired for item in new},
-            mark,
-            None if mark is None else mark - self.overlap,
+            *pair, {item.item_id: item.last_found for item in new}, mark, forget_before, published_mark
         )
         if recorded < len(new):
             log.info(
@@ -217,22 +269,51 @@ class Watcher:
                 len(new) - recorded,
                 len(new),
             )
-        if len(found) >= limit and items:
-            self._cursors[pair] = items[-1].acquired
-        else:
-            self._cursors.pop(pair, None)
+        for cursors, value in ((self._cursors, cursor), (self._publication_cursors, late_cursor)):
+            if value is None:
+                cursors.pop(pair, None)
+            else:
+                cursors[pair] = value
         log.log(
             logging.INFO if new else logging.DEBUG,
-            "source %s collection %s: window from %s, %d found, %d new, high-water mark %s (queries %s)",
+            "source %s collection %s: %d acquired from %s, %s, %d new, high-water mark %s (queries %s)",
             source.name,
             target.collection,
+            len(by_acquisition),
             start.isoformat(),
-            len(items),
+            "none searched by publication time"
+            if found_late is None
+            else f"{len(by_publication)} published from {since.isoformat()}",
             len(new),
             None if mark is None else mark.isoformat(),
             ",".join(target.query_ids),
         )
         return new
+
+    def _search_late(
+        self, source: SceneSource, target: WatchTarget, since: datetime
+    ) -> tuple[list[dict] | None, bool]:
+        """Items published at or after ``since`` (None when the source cannot search so), and whether
+        that search failed though the acquisition-time one just worked (a filter or sort the API refuses,
+        or one too slow for it): this poll then goes on by acquisition time alone and the next retries."""
+        field = self.settings.publication_field
+        if field is None:
+            return None, False
+        try:
+            found = source.search_published(
+                target.collection, target.intersects(), field, since, self.settings.max_items_per_poll
+            )
+        except SOURCE_ERRORS as error:
+            log.warning(
+                "source %s collection %s: search by %s failed, acquisition time only this poll: %s: %s",
+                source.name,
+                target.collection,
+                field,
+                type(error).__name__,
+                error,
+            )
+            return None, True
+        return found, False
 
     def _publish(self, source: str, collection: str, items: list[DatedItem], now: datetime) -> None:
         """Send one SceneMessage per item and wait until the broker acknowledged every one."""
@@ -272,8 +353,9 @@ class Watcher:
             del self._health[name]
         for name in set(self._sources) - watched - {s.name for s in self.default_sources}:
             del self._sources[name]
-        for pair in [pair for pair in self._cursors if pair[0] not in watched]:
-            del self._cursors[pair]
+        for memory in (self._cursors, self._publication_cursors, self._stamped):
+            for pair in [pair for pair in memory if pair[0] not in watched]:
+                del memory[pair]
 
     def status(self) -> dict[str, Any]:
         """Health per watched source (for ``/healthz``): last success, last new item, stale, failures."""

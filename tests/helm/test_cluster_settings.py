@@ -71,7 +71,7 @@ def test_config_wins_over_the_cluster_defaults_null_and_empty_values_included(tm
         },
         "dispatcher": {"asset_schemes": ["https", "http"], "asset_hosts": [".amazonaws.com"]},
         "kafka": {"topic_replication_factor": 3},
-        "watcher": {"overlap_s": 0},
+        "watcher": {"overlap_s": 0, "collection_overlap_s": {"naip": 15_552_000}, "publication_field": None},
         "namespace": {"topic_prefix": "eu.", "redis_prefix": "eu:"},
         "store": {"detection_retention_days": None},
     }
@@ -85,6 +85,8 @@ def test_config_wins_over_the_cluster_defaults_null_and_empty_values_included(tm
     assert settings.dispatcher.asset_hosts == [".amazonaws.com"]
     assert settings.kafka.topic_replication_factor == 3
     assert settings.watcher.overlap_s == 0
+    assert settings.watcher.collection_overlap_s == {"naip": 15_552_000}
+    assert settings.watcher.publication_field is None
     assert settings.store.detection_retention() is None
     assert (settings.topics().scenes, settings.redis_keys().prefix) == ("eu.scenes", "eu:")
     # A key config leaves alone keeps its cluster default.

@@ -26,6 +26,7 @@ from services.store import QueryStore
 from services.watcher import StacApiSource, StaticCatalogSource, Watcher
 from services.watcher.highwater import WatchState
 from tests.support.clock import Clock
+from tests.support.faulty_proxy import FaultyProxy
 from tests.support.kafka import topic_records
 from tests.support.stac import make_collection, make_item
 
@@ -299,3 +300,141 @@ def test_simulator_and_watcher_loops_feed_the_scenes_topic_until_stopped(
     assert len(set(keys_seen)) == len(keys_seen)
     source = status["sources"][simulator.catalog_path.as_uri()]
     assert (source["stale"], source["consecutive_failures"]) == (False, 0)
+
+
+def _stamped(item_id: str, collection_id: str, acquired: datetime, created: datetime | None = None) -> dict:
+    """An item as Earth Search serves them: with ``created``, when the catalog published it."""
+    body = _item(item_id, collection_id, acquired).to_dict()
+    if created is not None:
+        body["properties"]["created"] = created.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return body
+
+
+def test_items_with_a_datetime_range_are_published_once_while_the_range_overlaps_the_window(
+    stack_settings, queries, collection, make_watcher, topics
+):
+    collection_id, publisher = collection
+    _register(queries, collection_id, start=_utc(2026, 1, 1))
+    # A month-long range: no datetime (pgstac serves it without one), start and end instead.
+    month = _stamped("june", collection_id, _utc(2026, 6, 1))
+    month["properties"] |= {
+        "datetime": None,
+        "start_datetime": "2026-06-01T00:00:00Z",
+        "end_datetime": "2026-06-30T00:00:00Z",
+    }
+    publisher.add_item(month)
+    publisher.add_item(_item("june-10", collection_id, _utc(2026, 6, 10)))
+    watcher = make_watcher()
+    source = stack_settings.stac.api_url.rstrip("/")
+
+    assert watcher.poll_once().published == [f"{collection_id}/june", f"{collection_id}/june-10"]
+    assert watcher.state.high_water_mark(source, collection_id) == _utc(2026, 6, 10)
+
+    # The window now starts on 19 June: the range still overlaps it and comes back on every poll, and
+    # its dedup entry lives until its end, so it is not published again.
+    publisher.add_item(_item("june-20", collection_id, _utc(2026, 6, 20)))
+    assert watcher.poll_once().published == [f"{collection_id}/june-20"]
+    assert watcher.poll_once().published == []
+    assert watcher.state.unseen(source, collection_id, ["june"]) == set()
+
+    # Past its end the range is neither found nor remembered.
+    publisher.add_item(_item("july-5", collection_id, _utc(2026, 7, 5)))
+    assert watcher.poll_once().published == [f"{collection_id}/july-5"]
+    assert watcher.state.unseen(source, collection_id, ["june", "july-5"]) == {"june"}
+    assert watcher.poll_once().published == []
+    messages = _read_topic(stack_settings, topics.scenes)
+    assert [m.item_id for _, m in messages] == ["june", "june-10", "june-20", "july-5"]
+    assert messages[0][1].item["properties"]["end_datetime"] == "2026-06-30T00:00:00Z"
+
+
+def test_an_item_published_late_after_newer_ones_were_seen_is_published_exactly_once(
+    stack_settings, queries, collection, make_watcher, topics
+):
+    # Landsat on Earth Search: acquired 8 Oct, `created` 18 Oct. The acquisition window (high-water mark
+    # minus a day) has long passed such an item; the search by publication time finds it.
+    collection_id, publisher = collection
+    _register(queries, collection_id, start=_utc(2026, 6, 1))
+    clock = Clock()
+    clock.now = _utc(2026, 6, 20, 13)
+    publisher.add_item(_stamped("fresh", collection_id, _utc(2026, 6, 20, 10), created=_utc(2026, 6, 20, 12)))
+    watcher = make_watcher(clock=clock)
+    source = stack_settings.stac.api_url.rstrip("/")
+
+    assert watcher.poll_once().published == [f"{collection_id}/fresh"]
+    assert watcher.state.high_water_mark(source, collection_id) == _utc(2026, 6, 20, 10)
+    assert watcher.state.publication_mark(source, collection_id) == _utc(
+        2026, 6, 20, 13
+    )  # the first search: now
+
+    # Published at 09:00 on 21 June, acquired ten days before; a newer item comes with it.
+    late_created = _utc(2026, 6, 21, 9, 0, 0, 123_000)
+    publisher.add_item(_stamped("late", collection_id, _utc(2026, 6, 10, 10), created=late_created))
+    publisher.add_item(
+        _stamped("newer", collection_id, _utc(2026, 6, 21, 8), created=_utc(2026, 6, 21, 9, 30))
+    )
+    clock.now = _utc(2026, 6, 21, 10)
+    assert watcher.poll_once().published == [f"{collection_id}/late", f"{collection_id}/newer"]
+    assert watcher.state.publication_mark(source, collection_id) == _utc(2026, 6, 21, 9, 30)
+
+    # The next polls find both again (inside both windows) and drop them as seen; so does a restarted
+    # watcher, which reads the marks and the dedup set from Redis.
+    clock.advance(600)
+    assert watcher.poll_once().published == []
+    assert make_watcher(clock=clock).poll_once().published == []
+
+    # An item published without `created` that late is not found: the acquisition window is its only
+    # chance (collection_overlap_s is for such collections).
+    publisher.add_item(_stamped("late-unstamped", collection_id, _utc(2026, 6, 11)))
+    clock.advance(600)
+    assert watcher.poll_once().published == []
+    keys_seen = [key for key, _ in _read_topic(stack_settings, topics.scenes)]
+    assert keys_seen == [f"{collection_id}/{item_id}" for item_id in ("fresh", "late", "newer")]
+
+
+def test_a_collection_overlap_catches_late_items_that_carry_no_publication_time(
+    stack_settings, queries, collection, make_watcher
+):
+    # Planetary Computer's NAIP: no `created`, published months after the flight.
+    collection_id, publisher = collection
+    _register(queries, collection_id, start=_utc(2026, 1, 1))
+    publisher.add_item(_item("flown-june", collection_id, _utc(2026, 6, 20)))
+    watcher = make_watcher(collection_overlap_s={collection_id: 90 * DAY.total_seconds()})
+    assert watcher.poll_once().published == [f"{collection_id}/flown-june"]
+
+    publisher.add_item(_item("flown-april", collection_id, _utc(2026, 4, 1)))  # 80 days before: found
+    publisher.add_item(_item("flown-march", collection_id, _utc(2026, 3, 1)))  # 111 days before: too late
+    assert watcher.poll_once().published == [f"{collection_id}/flown-april"]
+    assert watcher.poll_once().published == []
+
+
+def test_a_collection_without_publication_times_is_searched_by_them_only_until_its_items_show_it(
+    stack_settings, queries, collection, make_watcher
+):
+    # Planetary Computer's items carry no `created`: once the items a poll finds by acquisition time show
+    # it, the search by publication time, which would find nothing and costs the API a scan of the whole
+    # collection over the AOIs (no acquisition bound, an unindexed sort), is left out.
+    collection_id, publisher = collection
+    _register(queries, collection_id, start=_utc(2026, 1, 1))
+    with FaultyProxy(stack_settings.stac.api_url) as proxy:
+        source = StacApiSource(proxy.url, stack_settings.stac)
+        watcher = make_watcher(sources=[source])
+
+        def searches_by_publication_time() -> int:
+            return sum(b'"filter"' in r.body for r in proxy.requests if r.path.startswith("/search"))
+
+        assert watcher.poll_once().published == []
+        assert searches_by_publication_time() == 1  # no item yet, nothing known: searched
+        assert watcher.state.publication_mark(source.name, collection_id) is not None
+
+        publisher.add_item(_item("unstamped", collection_id, _utc(2026, 6, 1)))
+        assert watcher.poll_once().published == [f"{collection_id}/unstamped"]
+        assert watcher.poll_once().published == []
+        assert searches_by_publication_time() == 1
+        assert watcher.state.publication_mark(source.name, collection_id) is None  # starts afresh if needed
+
+        # Items with `created` again: searched by it again.
+        publisher.add_item(_stamped("stamped", collection_id, _utc(2026, 6, 2), created=datetime.now(UTC)))
+        assert watcher.poll_once().published == [f"{collection_id}/stamped"]
+        assert searches_by_publication_time() == 2
+        assert watcher.poll_once().published == []
+        assert searches_by_publication_time() == 3

@@ -212,3 +212,43 @@ def test_a_backlog_larger_than_one_poll_is_caught_up_in_order_over_several_polls
         feed.keys("b8"),
     ]
     assert feed.topic_keys() == feed.keys("a1", *(item_id for item_id, _ in backlog))
+
+
+def _by_publication_time(method: str, path: str, body: bytes) -> bool:
+    """The search by publication time (a CQL2 filter on ``created``), not the one by acquisition time."""
+    return method == "POST" and path.startswith("/search") and b'"filter"' in body
+
+
+def _stamped(item_id: str, collection: str, acquired: datetime, created: datetime) -> dict[str, Any]:
+    body = make_item(item_id, collection, acquired, INSIDE).to_dict()
+    body["properties"]["created"] = created.isoformat().replace("+00:00", "Z")
+    return body
+
+
+def test_a_failing_search_by_publication_time_leaves_the_acquisition_search_working(make_feed, proxy):
+    # Fault: HTTP 500 on the search by publication time only (as an API that refuses the filter, or
+    # times out on it, answers); the search by acquisition time works.
+    feed = make_feed()
+    hour = timedelta(hours=1)
+    feed.clock.now = _noon(10)
+    feed.publisher.add_item(_stamped("a1", feed.collection, _noon(10) - 2 * hour, _noon(10) - hour))
+    assert feed.watcher.poll_once().published == feed.keys("a1")
+    state = feed.watcher.state
+    assert state.publication_mark(feed.source.name, feed.collection) == _noon(10)
+
+    proxy.fail(FaultMode.error, status=500, match=_by_publication_time)
+    feed.publisher.add_item(_stamped("a2", feed.collection, _noon(11) - 2 * hour, _noon(11) - hour))
+    # Acquired nine days earlier: only the search by publication time can find it.
+    feed.publisher.add_item(_stamped("late", feed.collection, _noon(2), _noon(11) - hour / 2))
+    feed.clock.now = _noon(11)
+    summary = feed.watcher.poll_once()
+    assert (summary.published, summary.failed) == (feed.keys("a2"), {})
+    assert proxy.faulted()
+    assert feed.status()["consecutive_failures"] == 0
+    assert state.publication_mark(feed.source.name, feed.collection) == _noon(10)  # not moved
+
+    proxy.heal()
+    feed.clock.advance(60)
+    assert feed.watcher.poll_once().published == feed.keys("late")
+    assert feed.watcher.poll_once().published == []
+    assert feed.topic_keys() == feed.keys("a1", "a2", "late")

@@ -23,6 +23,17 @@ def test_bad_value_names_the_field(monkeypatch):
         load_settings()
 
 
+def test_late_item_settings_from_the_environment_and_a_negative_overlap_named(monkeypatch):
+    monkeypatch.setenv("LOOKOUT_WATCHER__COLLECTION_OVERLAP_S", '{"naip": 15552000}')
+    monkeypatch.setenv("LOOKOUT_WATCHER__PUBLICATION_FIELD", "published")
+    settings = load_settings()
+    assert settings.watcher.collection_overlap_s == {"naip": 15_552_000}
+    assert (settings.watcher.publication_field, settings.watcher.publication_overlap_s) == ("published", 3600)
+    monkeypatch.setenv("LOOKOUT_WATCHER__COLLECTION_OVERLAP_S", '{"naip": -1}')
+    with pytest.raises(SettingsError, match=r"watcher\.collection_overlap_s: .*naip: -1.0 s is negative"):
+        load_settings()
+
+
 @pytest.mark.parametrize(
     ("variable", "key", "known"),
     [
