@@ -40,6 +40,7 @@ import numpy as np
 import ray
 from ray import serve
 
+from danet.config import InputContract
 from services.adapters.kafka_client import ensure_topics
 from services.composition import Composition
 from services.contracts import QueryCreate
@@ -65,6 +66,10 @@ class TimedSegmenter:
     @property
     def input_size(self) -> int:
         return self.inner.input_size
+
+    @property
+    def input_contract(self) -> InputContract:
+        return self.inner.input_contract
 
     @property
     def model_name(self) -> str:
@@ -101,7 +106,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def bare_pairs_per_s(segmenter: ServeSegmenter, pairs: int, call_size: int, texts: Sequence[str]) -> float:
     """Pairs/s of the segmenter alone, called like the dispatcher calls it."""
     size = segmenter.input_size
-    tiles = np.random.default_rng(0).standard_normal((call_size, 3, size, size)).astype(np.float32)
+    tiles = np.random.default_rng(0).integers(0, 256, (call_size, 3, size, size), dtype=np.uint8)
     call_texts = [texts[i % len(texts)] for i in range(call_size)]
     done, start = 0, time.perf_counter()
     while done < pairs:

@@ -3,7 +3,9 @@
 Starts an embedded Redis and a local Ray, deploys three segmenter applications side by side — batch size
 1 with the text cache, batch size 8 with the cache, batch size 8 without it — and pushes the same
 (tile, text) pairs through ``ServeSegmenter`` in interleaved rounds (so a change of background load hits
-every configuration alike). Prints pairs/s per configuration and the ratios.
+every configuration alike). Prints pairs/s per configuration and the ratios, and the bytes one segmenter
+call of ``--pairs`` pairs puts on the wire: uint8 tiles (now) against the float32 tiles normalised by the
+caller that the dispatcher sent before the model's input contract moved into the segmenter.
 
 Ray listens on all interfaces, so run it inside the loopback-only namespace:
 
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import pickle
 import sys
 import time
 from collections import Counter
@@ -29,6 +32,8 @@ import numpy as np
 import ray
 from ray import serve
 
+from danet.config import InputContract
+from danet.model import normalize_tiles
 from services.composition import Composition
 from services.embedded.stack import LocalStack
 from services.segmenter.client import ServeSegmenter
@@ -112,10 +117,13 @@ def main(argv: list[str] | None = None) -> int:
             object_store_memory=300 * 2**20,
         )
         try:
+            # Handles only: no HTTP proxy actor (it binds a port and can time out on a busy machine).
+            serve.start(proxy_location="Disabled")
             clients = {config: deploy(config, stack.connected_settings(), args, run_id) for config in CONFIGS}
             size = next(iter(clients.values())).input_size
-            tiles = np.random.default_rng(0).standard_normal((args.pairs, 3, size, size)).astype(np.float32)
+            tiles = np.random.default_rng(0).integers(0, 256, (args.pairs, 3, size, size), dtype=np.uint8)
             texts = [TEXTS[i % args.texts] for i in range(args.pairs)]
+            report_wire_bytes(tiles, texts, next(iter(clients.values())).input_contract)
             for client in clients.values():  # warm-up: first batches, caches filled
                 client.segment(tiles, texts)
             before = {config: replica_stats(client) for config, client in clients.items()}
@@ -134,6 +142,29 @@ def main(argv: list[str] | None = None) -> int:
             serve.shutdown()
             ray.shutdown()
     return 0
+
+
+def request_bytes(tile: np.ndarray, text: str) -> int:
+    """Bytes of one request's arguments as Ray serialises them: pickle protocol 5, the array's buffer out of
+    band (its raw bytes), plus the pickle stream around it."""
+    buffers: list[pickle.PickleBuffer] = []
+    stream = pickle.dumps((tile, text), protocol=5, buffer_callback=buffers.append)
+    return len(stream) + sum(buffer.raw().nbytes for buffer in buffers)
+
+
+def report_wire_bytes(tiles: np.ndarray, texts: list[str], contract: InputContract) -> None:
+    """Print the bytes of one call of these pairs, as uint8 tiles and as the float32 tiles the caller
+    normalised before (the same pixels)."""
+    normalised = normalize_tiles(tiles, contract).numpy()
+    before = sum(request_bytes(tile, text) for tile, text in zip(normalised, texts, strict=True))
+    after = sum(request_bytes(tile, text) for tile, text in zip(tiles, texts, strict=True))
+    pairs = len(texts)
+    print(
+        f"bytes per segmenter call of {pairs} pairs ({tiles.shape[2]} px tiles): before (float32, normalised "
+        f"by the caller) {before:,} ({before // pairs:,} per request); after (uint8) {after:,} "
+        f"({after // pairs:,} per request); {before / after:.2f}x fewer",
+        flush=True,
+    )
 
 
 def replica_stats(client: ServeSegmenter) -> dict[str, Any]:

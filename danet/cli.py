@@ -325,7 +325,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     item = sub.add_parser("stac-item", help=cmd_stac_item.__doc__)
     item.add_argument("--checkpoint", type=Path, required=True)
-    item.add_argument("--gsd", type=float, required=True, help="ground sample distance the model expects (m)")
+    item.add_argument(
+        "--gsd",
+        type=float,
+        help="ground sample distance the model expects (m); default: the checkpoint's input.gsd_m",
+    )
     item.add_argument("--id", help="item id (default: the checkpoint's file stem)")
     item.add_argument("--description", default="DANet referring remote-sensing segmentation model")
     item.add_argument("--metrics", type=Path, help="JSON file of metrics to record (e.g. danet eval --json)")

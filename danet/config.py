@@ -33,6 +33,12 @@ NonNegative = Annotated[float, Field(ge=0.0)]
 NonNegativeInt = Annotated[int, Field(ge=0)]
 StageIndex = Annotated[int, Field(ge=0, lt=NUM_STAGES)]
 Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+PositiveFloat = Annotated[float, Field(gt=0.0)]
+UnitFloat = Annotated[float, Field(ge=0.0, le=1.0)]
+# ImageNet statistics: every DANet dataset normalises with them (danet.data.transforms.IMAGENET_MEAN/STD),
+# so they are the input contract of any weights whose config does not say otherwise.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 class PresetError(ValueError):
@@ -236,6 +242,53 @@ class LossConfig(_Strict):
     dice_weight: NonNegative = 0.0
 
 
+class InputContract(_Strict):
+    """What the weights expect of their input, travelling with them in the preset and every checkpoint (as
+    timm's ``PretrainedCfg`` does): the normalisation, the tile size and the ground sample distance.
+
+    The defaults are the ImageNet statistics every DANet dataset normalises with and no stated GSD, so a
+    config (or checkpoint) written before this section existed reads as it always behaved. ``size`` left
+    out means the config's ``input_size``. Callers hand the model uint8 RGB (:func:`danet.model.inputs.
+    normalize_tiles` applies ``mean``/``std``); a caller reading imagery resamples it to ``gsd_m`` and
+    refuses imagery outside ``gsd_range_m``.
+    """
+
+    mean: tuple[UnitFloat, UnitFloat, UnitFloat] = IMAGENET_MEAN
+    std: tuple[PositiveFloat, PositiveFloat, PositiveFloat] = IMAGENET_STD
+    size: PositiveInt | None = Field(
+        None, description="Side of the square tiles inference runs at, pixels; null: the config's input_size."
+    )
+    gsd_m: PositiveFloat | None = Field(
+        None, description="Ground sample distance of the imagery the model was trained on, metres per pixel."
+    )
+    gsd_range_m: tuple[PositiveFloat, PositiveFloat] | None = Field(
+        None, description="Smallest and largest GSD (metres) the model is known to work at; null: not stated."
+    )
+
+    @field_validator("size")
+    @classmethod
+    def _size_multiple_of_32(cls, size: int | None) -> int | None:
+        if size is not None and size % 32:
+            raise ValueError(f"must be a multiple of 32 (the coarsest stage has stride 32), got {size}")
+        return size
+
+    @model_validator(mode="after")
+    def _gsd_in_range(self) -> Self:
+        if self.gsd_range_m is not None:
+            low, high = self.gsd_range_m
+            if low > high:
+                raise ValueError(f"gsd_range_m: the smallest GSD {low} exceeds the largest {high}")
+            if self.gsd_m is not None and not low <= self.gsd_m <= high:
+                raise ValueError(f"gsd_m {self.gsd_m} lies outside gsd_range_m {self.gsd_range_m}")
+        return self
+
+    @property
+    def fill_uint8(self) -> tuple[int, int, int]:
+        """The uint8 colour nearest ``mean``: what padding and nodata pixels get (about 0 once normalised,
+        the most neutral input the model has seen)."""
+        return tuple(round(m * 255) for m in self.mean)  # type: ignore[return-value]
+
+
 class OptimConfig(_Strict):
     """AdamW with poly decay per iteration over ``epochs``; ``batch_size`` is the total batch."""
 
@@ -258,6 +311,7 @@ class DANetConfig(_Strict):
     decoder: DecoderConfig = DecoderConfig()
     loss: LossConfig = LossConfig()
     optim: OptimConfig = OptimConfig()
+    input: InputContract = InputContract()
 
     @field_validator("input_size")
     @classmethod
@@ -265,6 +319,13 @@ class DANetConfig(_Strict):
         if size % 32:
             raise ValueError(f"must be a multiple of 32 (the coarsest stage has stride 32), got {size}")
         return size
+
+    @model_validator(mode="after")
+    def _input_size_stated(self) -> Self:
+        # The contract always names its tile size, so a reader of a checkpoint needs no other field.
+        if self.input.size is not None:
+            return self
+        return self.model_copy(update={"input": self.input.model_copy(update={"size": self.input_size})})
 
 
 def list_presets() -> list[str]:

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 from danet.checkpoint import read_checkpoint
-from danet.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 
 MLM_SCHEMA = "https://stac-extensions.github.io/mlm/v1.5.0/schema.json"
 FILE_SCHEMA = "https://stac-extensions.github.io/file/v2.1.0/schema.json"
@@ -25,15 +24,26 @@ def model_item(
     checkpoint: Path,
     *,
     item_id: str,
-    gsd_m: float,
+    gsd_m: float | None = None,
     description: str,
     metrics: dict[str, Any] | None = None,
     card: str | None = None,
 ) -> dict[str, Any]:
-    """The STAC Item (a dict, JSON-ready) of a checkpoint; ``checkpoint`` is referenced by its file name."""
+    """The STAC Item (a dict, JSON-ready) of a checkpoint; ``checkpoint`` is referenced by its file name.
+
+    Size and normalisation come from the checkpoint's input contract (``config.input``); so does the GSD
+    unless ``gsd_m`` is given.
+
+    Raises:
+        ValueError: no ``gsd_m`` given and the checkpoint's contract states none.
+    """
     info, tensors = read_checkpoint(checkpoint)
     cfg = info.config
-    size = cfg.input_size
+    contract = cfg.input
+    size = contract.size
+    gsd_m = contract.gsd_m if gsd_m is None else gsd_m
+    if gsd_m is None:
+        raise ValueError(f"gsd_m: {checkpoint} states no input.gsd_m, so the GSD must be given")
     trained = sum(t.numel() for t in tensors.values() if t.is_floating_point())
     digest = hashlib.sha256(Path(checkpoint).read_bytes()).hexdigest()
     properties: dict[str, Any] = {
@@ -63,12 +73,12 @@ def model_item(
                     "data_type": "float32",
                 },
                 "description": (
-                    "RGB scaled to [0, 1], then z-score with ImageNet statistics; the text input is a "
+                    "RGB scaled to [0, 1], then z-score with the statistics below; the text input is a "
                     f"referring expression of up to {cfg.text.max_tokens} word pieces (BERT tokenizer)."
                 ),
                 "value_scaling": [
                     {"type": "z-score", "mean": m * 255, "stddev": s * 255}
-                    for m, s in zip(IMAGENET_MEAN, IMAGENET_STD, strict=True)
+                    for m, s in zip(contract.mean, contract.std, strict=True)
                 ],
                 "resize_type": "interpolation-linear",
             }

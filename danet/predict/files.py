@@ -25,6 +25,7 @@ from danet.geo.vectorize import (
     pixel_geometries_to_crs84,
     polygonize_components,
 )
+from danet.predict.multi_query import PredictionMap
 from danet.predict.overlay import (
     MAX_OVERLAY_SIDE,
     display_foreground,
@@ -32,7 +33,7 @@ from danet.predict.overlay import (
     read_display_image,
     render_overlay,
 )
-from danet.predict.predictor import PredictionMap, Predictor
+from danet.predict.predictor import Predictor
 
 
 @dataclass(frozen=True)

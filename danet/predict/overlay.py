@@ -12,7 +12,7 @@ from shapely.geometry import MultiPolygon, Polygon
 
 from danet.geo.raster import PredictionImage
 from danet.geo.tiling import TileWindow
-from danet.predict.predictor import PredictionMap
+from danet.predict.multi_query import PredictionMap
 
 # Longest side of an overlay picture: readable on a screen, small enough to open anywhere.
 MAX_OVERLAY_SIDE = 2048

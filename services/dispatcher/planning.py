@@ -1,11 +1,12 @@
 """Which tiles of a scene to read and segment for which queries (pure: raster grid + AOIs in, plan out).
 
-Each query gets the tiles `TilePlanner` fits over scene ∩ its AOI (the same tiles danet's Predictor
-uses for a region). Windows that several queries need are read once and paired with each query's text.
-Queries whose AOIs overlap without coinciding keep their own fitted grids: one grid planned over the
-union of their regions costs more segmenter pairs than it saves reads (1.4-2.8x the pairs for two
-overlapping 100-300 px regions, 64 px tiles), while the bytes of overlapping windows are fetched once
-anyway, because one dataset handle serves the whole scene and GDAL caches the blocks it decoded.
+Each query's AOI becomes its pixel region (scene ∩ AOI); `danet.predict.plan_query_tiles` then fits the
+tiles over each region (the same tiles danet's Predictor uses for a region), and windows that several
+queries need are read once and paired with each query's text. Queries whose AOIs overlap without
+coinciding keep their own fitted grids: one grid planned over the union of their regions costs more
+segmenter pairs than it saves reads (1.4-2.8x the pairs for two overlapping 100-300 px regions, 64 px
+tiles), while the bytes of overlapping windows are fetched once anyway, because one dataset handle serves
+the whole scene and GDAL caches the blocks it decoded.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from dataclasses import dataclass
 from affine import Affine
 from pyproj import CRS
 
-from danet.geo import PixelRegion, TilePlanner, TileWindow, aoi_pixel_region
+from danet.geo import PixelRegion, TileWindow, aoi_pixel_region
+from danet.predict import QueryTilePlan, TilePair, plan_query_tiles
 from services.contracts import Query
 
 
@@ -30,40 +32,28 @@ class QueryTiles:
 
 
 @dataclass(frozen=True)
-class TilePair:
-    """One unit of segmenter work: window `window` of the plan segmented for query `query`."""
-
-    window: int
-    query: int
-
-
-@dataclass(frozen=True)
 class ScenePlan:
-    """Tiles to read once (`windows`) and, per query, which of them it needs.
+    """The queries whose AOI covers pixels of the raster, in the order of `tiles` (the plan the shared
+    predictor runs), and `outside`: the queries whose AOI covers no pixel (the STAC footprint said they
+    intersect, the raster grid says otherwise)."""
 
-    `outside` lists the queries whose AOI covers no pixel of the raster (the STAC footprint said they
-    intersect, the raster grid says otherwise).
-    """
-
-    tile_size: int
-    overlap: int
+    tiles: QueryTilePlan
     queries: tuple[QueryTiles, ...]
-    windows: tuple[TileWindow, ...]
     outside: tuple[Query, ...] = ()
+
+    @property
+    def windows(self) -> tuple[TileWindow, ...]:
+        """Windows to read, each once."""
+        return self.tiles.windows
 
     @property
     def read_pixels(self) -> int:
         """Raster pixels read (each window once, padding excluded)."""
-        return sum(w.height * w.width for w in self.windows)
+        return self.tiles.read_pixels
 
     def pairs(self) -> list[TilePair]:
         """Every (window, query) pair, window-major: the pairs of one window are adjacent."""
-        index = {window: i for i, window in enumerate(self.windows)}
-        by_window: list[list[int]] = [[] for _ in self.windows]
-        for q, part in enumerate(self.queries):
-            for tile in part.tiles:
-                by_window[index[tile]].append(q)
-        return [TilePair(w, q) for w, queries in enumerate(by_window) for q in queries]
+        return self.tiles.pairs()
 
 
 def plan_scene(
@@ -75,23 +65,17 @@ def plan_scene(
     overlap: int,
 ) -> ScenePlan:
     """Plan the tiles of a raster (`crs`, `transform`, `shape` rows x cols) for the queries' AOIs."""
-    planner = TilePlanner(tile_size, overlap)
-    parts: list[QueryTiles] = []
+    inside: list[tuple[Query, PixelRegion]] = []
     outside: list[Query] = []
-    windows: dict[TileWindow, None] = {}  # insertion-ordered set
     for query in queries:
         region = aoi_pixel_region(query.geometry, crs, transform, shape)
         if region is None:
             outside.append(query)
-            continue
-        tiles = tuple(planner.plan(shape, region))
-        parts.append(QueryTiles(query, region, tiles))
-        windows.update(dict.fromkeys(tiles))
-    return ScenePlan(tile_size, overlap, tuple(parts), tuple(windows), tuple(outside))
-
-
-def batch_pairs(pairs: Sequence[TilePair], max_pairs: int) -> list[list[TilePair]]:
-    """Consecutive batches of at most `max_pairs` pairs (one segmenter call each)."""
-    if max_pairs <= 0:
-        raise ValueError(f"max_pairs: must be positive, got {max_pairs}")
-    return [list(pairs[i : i + max_pairs]) for i in range(0, len(pairs), max_pairs)]
+        else:
+            inside.append((query, region))
+    tiles = plan_query_tiles(shape, [region for _, region in inside], tile_size, overlap)
+    parts = tuple(
+        QueryTiles(query, region, query_tiles)
+        for (query, region), query_tiles in zip(inside, tiles.tiles, strict=True)
+    )
+    return ScenePlan(tiles, parts, tuple(outside))

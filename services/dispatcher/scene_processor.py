@@ -1,6 +1,7 @@
-"""One scene for its matching queries: read only the windows over scene ∩ AOIs, segment the (tile, query)
-pairs in bounded batches, stitch each query's probabilities with overlap blending, vectorize them into
-CRS84 polygons clipped to the AOI, and store the detections idempotently.
+"""One scene for its matching queries: read only the windows over scene ∩ AOIs, run danet's multi-query
+predictor (`danet.predict.predict_queries`: shared windows, (tile, query) pairs in bounded batches, overlap
+blending per query) with the segmenter service as its model, vectorize each query's map into CRS84 polygons
+clipped to the AOI, and store the detections idempotently. Tiles go to the segmenter as uint8 RGB.
 
 A query whose result for (query version, scene, model) is already stored is not segmented again: its
 stored detections are returned instead, so a redelivered scene costs no model time and writes nothing.
@@ -18,16 +19,15 @@ from typing import Any
 
 import numpy as np
 import rasterio
-from affine import Affine
 from rasterio.errors import NotGeoreferencedWarning
 from shapely.geometry import shape
 
-from danet.geo import GeoRasterImage, ProbabilityStitcher, WindowRead, vectorize_probability
-from danet.predict import tile_input
+from danet.geo import GeoRasterImage, TileWindow, WindowRead, vectorize_probability
+from danet.predict import MultiQueryPrediction, PredictionMap, predict_queries
 from services.contracts import Detection, Query, SceneMessage, detection_id
 from services.dispatcher.change import change_statuses
 from services.dispatcher.matching import scene_facts
-from services.dispatcher.planning import QueryTiles, ScenePlan, batch_pairs, plan_scene
+from services.dispatcher.planning import QueryTiles, ScenePlan, plan_scene
 from services.scenes import (
     AssetPolicy,
     PermanentSceneError,
@@ -91,16 +91,6 @@ class SceneReport:
     pixels_read: int = 0
     pairs: int = 0
     segment_calls: int = 0
-
-
-@dataclass
-class _Segmented:
-    """What `SceneProcessor._segment` produced: per-query stitchers and the work counts."""
-
-    stitchers: list[ProbabilityStitcher]
-    pairs: int = 0
-    calls: int = 0
-    nodata_windows: int = 0
 
 
 class SceneProcessor:
@@ -186,16 +176,16 @@ class SceneProcessor:
             work = self._segment(image, plan, href)
             acquired = scene_facts(scene.collection, item).start
             detected_at = self.clock()
-            for part, stitcher in zip(plan.queries, work.stitchers, strict=True):
+            for part, prediction in zip(plan.queries, work.maps, strict=True):
                 detections = self._detections(
-                    scene, item, part, stitcher, image, acquired=acquired, detected_at=detected_at
+                    scene, item, part, prediction, image, acquired=acquired, detected_at=detected_at
                 )
                 results.append(self._write(scene, part.query, detections))
         return SceneReport(
             tuple(results),
             asset_href=href,
             bands=bands,
-            windows_read=len(plan.windows),
+            windows_read=work.windows_read,
             nodata_windows=work.nodata_windows,
             pixels_read=plan.read_pixels,
             pairs=work.pairs,
@@ -222,50 +212,32 @@ class SceneProcessor:
             with image:
                 yield image, bands
 
-    def _segment(self, image: GeoRasterImage, plan: ScenePlan, href: str) -> _Segmented:
-        """Run every (window, query) pair with valid pixels through the segmenter, each window read once."""
-        stitchers = [ProbabilityStitcher.for_region(p.region, ramp=plan.overlap) for p in plan.queries]
+    def _segment(self, image: GeoRasterImage, plan: ScenePlan, href: str) -> MultiQueryPrediction:
+        """Every (window, query) pair with valid pixels through the segmenter, each window read once."""
         texts = [p.query.text for p in plan.queries]
-        size = self.segmenter.input_size
         local = is_local(href)
-        # Per window: its pixels, and its model input (None: no valid pixel, nothing to segment).
-        reads: dict[int, tuple[WindowRead, np.ndarray | None]] = {}
-        done = _Segmented(stitchers)
-        for batch in batch_pairs(plan.pairs(), self.max_pairs_per_call):
-            for pair in batch:
-                if pair.window not in reads:
-                    window = plan.windows[pair.window]
-                    with classified_asset_errors(href, local=local):
-                        read = image.read(window)
-                    has_data = bool(read.valid.any())
-                    done.nodata_windows += not has_data
-                    reads[pair.window] = (read, tile_input(read, window) if has_data else None)
-            live = [pair for pair in batch if reads[pair.window][1] is not None]
-            if live:
-                inputs = np.stack([reads[pair.window][1] for pair in live])
-                probabilities = np.asarray(self.segmenter.segment(inputs, [texts[p.query] for p in live]))
-                if probabilities.shape != (len(live), size, size):
-                    raise RuntimeError(
-                        f"segmenter {self.segmenter.model_name} returned shape {probabilities.shape} "
-                        f"for {len(live)} tiles of {size}x{size}"
-                    )
-                for pair, probability in zip(live, probabilities, strict=True):
-                    stitchers[pair.query].add(
-                        plan.windows[pair.window], probability, valid=reads[pair.window][0].valid
-                    )
-                done.calls += 1
-                done.pairs += len(live)
-            # Pairs are window-major: only the last window of a batch can have pairs in the next one.
-            last = batch[-1].window
-            reads = {last: reads[last]}
-        return done
+
+        def read(window: TileWindow) -> WindowRead:
+            with classified_asset_errors(href, local=local):
+                return image.read(window)
+
+        def segment(tiles: np.ndarray, queries: Sequence[int]) -> np.ndarray:
+            return self.segmenter.segment(tiles, [texts[q] for q in queries])
+
+        return predict_queries(
+            plan.tiles,
+            read,
+            segment,
+            fill=self.segmenter.input_contract.fill_uint8,
+            max_pairs=self.max_pairs_per_call,
+        )
 
     def _detections(
         self,
         scene: SceneMessage,
         item: Mapping[str, Any],
         part: QueryTiles,
-        stitcher: ProbabilityStitcher,
+        prediction: PredictionMap,
         image: GeoRasterImage,
         *,
         acquired: datetime | None,
@@ -273,14 +245,12 @@ class SceneProcessor:
     ) -> list[Detection]:
         """Threshold, vectorize (CRS84, clipped to the AOI) and label one query's stitched map."""
         query = part.query
-        stitched = stitcher.result()
-        valid = stitched.covered if part.region.mask is None else stitched.covered & part.region.mask
         features = vectorize_probability(
-            np.where(valid, stitched.probability, np.float32(np.nan)),
+            prediction.probability,
             image.crs,
-            image.transform @ Affine.translation(stitched.col_off, stitched.row_off),
+            prediction.canvas_transform(image.transform),
             threshold=query.threshold,
-            valid=valid,
+            valid=prediction.valid,
             min_area_m2=query.min_area_m2,
             aoi=query.geometry,
         )["features"]

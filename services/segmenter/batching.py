@@ -12,10 +12,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from danet.predict import Predictor
 from services.contracts import normalize_text
+from services.segmenter.protocol import check_tiles
 from services.segmenter.text_cache import TextEmbedding, TextEmbeddingCache, split_features, stack_features
 
 
@@ -35,19 +35,15 @@ def plan_texts(texts: Sequence[str]) -> TextPlan:
 
 
 def check_request(tile: np.ndarray, text: str, input_size: int) -> np.ndarray:
-    """A request's tile as contiguous float32 (3, S, S).
+    """A request's tile as contiguous uint8 RGB (3, S, S), the segmenter's wire format.
 
     Raises:
-        ValueError: the tile has another shape, or the text is empty (the message names the field).
+        ValueError: the tile has another dtype or shape, or the text is empty (the message names the field).
     """
     if not isinstance(text, str) or not text.strip():
         raise ValueError(f"text: need a non-empty expression, got {text!r}")
-    tile = np.asarray(tile)
-    if tile.shape != (3, input_size, input_size):
-        raise ValueError(f"tile: expected shape (3, {input_size}, {input_size}), got {tile.shape}")
-    if not np.issubdtype(tile.dtype, np.floating):
-        raise ValueError(f"tile: expected normalized floats, got dtype {tile.dtype}")
-    return np.ascontiguousarray(tile, dtype=np.float32)
+    (checked,) = check_tiles(np.asarray(tile)[None], input_size)
+    return np.ascontiguousarray(checked)
 
 
 class BatchSegmenter:
@@ -66,7 +62,8 @@ class BatchSegmenter:
         self._stats_lock = threading.Lock()
 
     def segment(self, tiles: Sequence[np.ndarray], texts: Sequence[str]) -> list[np.ndarray]:
-        """Foreground probabilities (S, S) float32, one per (checked) tile and text, in request order."""
+        """Foreground probabilities (S, S) float32, one per (checked, uint8) tile and text, in request order;
+        the predictor normalises the tiles with its model's input contract."""
         if len(tiles) != len(texts):
             raise ValueError(f"texts: need one text per tile ({len(tiles)}), got {len(texts)}")
         if not tiles:
@@ -79,8 +76,7 @@ class BatchSegmenter:
             embeddings = self._encode(plan.unique)
         features = stack_features([embeddings[i] for i in plan.index])
         text_done = time.perf_counter()
-        batch = torch.from_numpy(np.stack(tiles))
-        probabilities = self.predictor.predict_batch(batch, text_features=features).numpy()
+        probabilities = self.predictor.predict_batch(np.stack(tiles), text_features=features).numpy()
         with self._stats_lock:
             self.batch_sizes[len(tiles)] += 1
             self.text_s += text_done - start

@@ -12,6 +12,9 @@ from ray import serve
 from ray.exceptions import RayActorError
 from ray.serve.handle import DeploymentHandle, DeploymentResponse
 
+from danet.config import InputContract
+from services.segmenter.protocol import check_tiles
+
 log = logging.getLogger(__name__)
 
 
@@ -53,7 +56,7 @@ class ServeSegmenter:
 
     @cached_property
     def model_info(self) -> dict[str, Any]:
-        """``model_name``, ``input_size`` and ``device`` of the deployment (asked once)."""
+        """``model_name``, ``input_size``, ``input`` and ``device`` of the deployment (asked once)."""
         return self.handle.model_info.remote().result(timeout_s=self.timeout_s)
 
     @property
@@ -61,25 +64,29 @@ class ServeSegmenter:
         """Side S of the square tiles the model takes."""
         return int(self.model_info["input_size"])
 
+    @cached_property
+    def input_contract(self) -> InputContract:
+        """The deployed model's input contract: normalisation, tile size and GSD."""
+        return InputContract.model_validate(self.model_info["input"])
+
     @property
     def model_name(self) -> str:
         """Model name and version."""
         return str(self.model_info["model_name"])
 
     def segment(self, tiles: np.ndarray, texts: Sequence[str]) -> np.ndarray:
-        """``tiles`` (B, 3, S, S) float32 normalized, one text per tile -> probabilities (B, S, S) float32.
+        """``tiles`` (B, 3, S, S) uint8 RGB, one text per tile -> probabilities (B, S, S) float32.
 
         Raises:
-            ValueError: the tiles and texts do not pair up, or the deployment rejected a request.
+            ValueError: the tiles are not uint8 (B, 3, S, S), the tiles and texts do not pair up, or the
+                deployment rejected a request.
         """
         if len(tiles) != len(texts):
             raise ValueError(f"texts: need one text per tile ({len(tiles)}), got {len(texts)}")
         if len(tiles) == 0:
             return np.zeros((0, self.input_size, self.input_size), np.float32)
-        requests = [
-            (np.ascontiguousarray(tile, dtype=np.float32), text)
-            for tile, text in zip(tiles, texts, strict=True)
-        ]
+        tiles = check_tiles(tiles, self.input_size)
+        requests = [(np.ascontiguousarray(tile), text) for tile, text in zip(tiles, texts, strict=True)]
         responses = [self.handle.segment.remote(tile, text) for tile, text in requests]
         return np.stack(
             [self._result(response, *request) for response, request in zip(responses, requests, strict=True)]

@@ -66,6 +66,7 @@ class SegmenterDeployment:
         self._info = {
             "model_name": loaded.model_name,
             "input_size": predictor.input_size,
+            "input": predictor.contract.model_dump(mode="json"),
             "device": str(predictor.device),
         }
         self._text_encoder = f"{loaded.text_encoder_id}:{loaded.text_encoder_version}"
@@ -83,7 +84,8 @@ class SegmenterDeployment:
         self._batch_config = config
 
     async def segment(self, tile: np.ndarray, text: str) -> np.ndarray:
-        """Foreground probability (S, S) float32 of a normalized float32 tile (3, S, S) for ``text``.
+        """Foreground probability (S, S) float32 of a uint8 RGB tile (3, S, S) for ``text``; the tile is
+        normalised with the model's input contract.
 
         Raises:
             ValueError: the tile has the wrong shape or dtype, or the text is empty.
@@ -97,7 +99,8 @@ class SegmenterDeployment:
         return await asyncio.to_thread(self._runner.segment, tiles, texts)
 
     def model_info(self) -> dict[str, Any]:
-        """``model_name``, ``input_size`` and ``device`` of this replica."""
+        """``model_name``, ``input_size``, ``input`` (the model's input contract) and ``device`` of this
+        replica."""
         return dict(self._info)
 
     def stats(self) -> dict[str, Any]:

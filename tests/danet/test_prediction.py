@@ -50,18 +50,21 @@ def random_rgb(shape: tuple[int, int], seed: int = 0) -> np.ndarray:
 
 
 def direct_probability(predictor: Predictor, rgb01: np.ndarray, text: str, valid=None) -> np.ndarray:
-    """The model run once on one (h, w) <= S input, zero-padded after normalization: the reference."""
+    """The model run once on one (h, w) <= S input, normalized with ImageNet mean/std after padding and
+    nodata got the contract's mean colour in uint8: the reference."""
+    fill = torch.tensor(predictor.contract.fill_uint8, dtype=torch.uint8).view(3, 1, 1)
+    pixels = torch.from_numpy(np.rint(rgb01 * 255).astype(np.uint8)).permute(2, 0, 1)
+    if valid is not None:
+        pixels = torch.where(torch.from_numpy(valid), pixels, fill)
+    h, w = rgb01.shape[:2]
+    padded = fill.expand(3, SIZE, SIZE).clone()
+    padded[:, :h, :w] = pixels
     mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
     std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
-    x = (torch.from_numpy(rgb01).permute(2, 0, 1).float() - mean) / std
-    if valid is not None:
-        x = x * torch.from_numpy(valid)
-    h, w = rgb01.shape[:2]
-    padded = torch.zeros(1, 3, SIZE, SIZE)
-    padded[0, :, :h, :w] = x
+    x = ((padded.float() / 255 - mean) / std)[None]
     ids, mask = predictor.model.tokenize([text])
     with torch.inference_mode():
-        logits = predictor.model(padded, ids, mask).logits
+        logits = predictor.model(x, ids, mask).logits
     return logits.softmax(dim=1)[0, 1, :h, :w].numpy()
 
 

@@ -87,7 +87,7 @@ def test_the_rendered_serve_config_deploys_on_ray_and_segments(ray_local, stack_
         assert remote.model_info["device"] == "cpu"
 
         size = remote.input_size
-        tiles = np.random.default_rng(3).standard_normal((6, 3, size, size)).astype(np.float32)
+        tiles = np.random.default_rng(3).integers(0, 256, (6, 3, size, size), dtype=np.uint8)
         unique = f"the building {uuid.uuid4().hex[:8]}"
         texts = [unique, "small airplanes", "the ships in the harbour"] * 2
         np.testing.assert_allclose(remote.segment(tiles, texts), local.segment(tiles, texts), atol=1e-5)

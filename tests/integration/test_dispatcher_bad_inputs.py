@@ -344,6 +344,7 @@ class CountingSegmenter:
         self.inner = inner
         self.model_name = inner.model_name
         self.input_size = inner.input_size
+        self.input_contract = inner.input_contract
         self.tiles = 0
 
     def segment(self, tiles: np.ndarray, texts: list[str]) -> np.ndarray:

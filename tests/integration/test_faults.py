@@ -102,7 +102,7 @@ def test_a_segmenter_replica_killed_holding_a_call_costs_resends_not_results(
     handle = serve.run(build_app(settings, keys=keys), name=segmenter.app_name, route_prefix=None)
     try:
         remote = ServeSegmenter(handle, timeout_s=180)
-        tiles = np.random.default_rng(1).standard_normal((32, 3, 64, 64)).astype(np.float32)
+        tiles = np.random.default_rng(1).integers(0, 256, (32, 3, 64, 64), dtype=np.uint8)
         texts = ["the ships in the harbour", "small airplanes"] * 16
         first_replica = handle.stats.remote().result()["replica"]
 

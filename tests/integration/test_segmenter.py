@@ -144,7 +144,8 @@ def test_serve_app_batches_requests_caches_texts_and_matches_the_local_segmenter
         assert (remote.model_name, remote.input_size) == (local.model_name, 64)
         assert remote.model_info["device"] == "cpu"
 
-        tiles = np.random.default_rng(0).standard_normal((8, 3, 64, 64)).astype(np.float32)
+        assert remote.input_contract == local.input_contract
+        tiles = np.random.default_rng(0).integers(0, 256, (8, 3, 64, 64), dtype=np.uint8)
         texts = [SHIPS, PLANES] * 4
         first = remote.segment(tiles, texts)
         assert first.shape == (8, 64, 64)
@@ -166,7 +167,10 @@ def test_serve_app_batches_requests_caches_texts_and_matches_the_local_segmenter
         assert len(list(redis_client.scan_iter(match=f"{keys.prefix}emb:*"))) == 2
         redis_client.close()
 
-        with pytest.raises(ValueError, match=r"tile: expected shape \(3, 64, 64\)"):
-            remote.segment(np.zeros((1, 3, 32, 32), np.float32), [SHIPS])
+        # The deployment checks every request; the client refuses what it would refuse before sending.
+        with pytest.raises(ValueError, match=r"tiles: expected shape \(B, 3, 64, 64\)"):
+            handle.segment.remote(np.zeros((3, 32, 32), np.uint8), SHIPS).result()
+        with pytest.raises(ValueError, match="tiles: expected uint8 RGB"):
+            remote.segment(tiles.astype(np.float32), texts)
     finally:
         serve.shutdown()

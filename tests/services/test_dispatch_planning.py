@@ -8,8 +8,9 @@ from pyproj import Transformer
 from shapely.geometry import box, mapping
 
 from danet.geo import TilePlanner
+from danet.predict import TilePair, batch_pairs
 from services.contracts import Query
-from services.dispatcher.planning import TilePair, batch_pairs, plan_scene
+from services.dispatcher.planning import plan_scene
 from tests.support.rasters import UTM, UTM_CRS
 
 SHAPE = (900, 900)

@@ -24,7 +24,7 @@ def predictor() -> Predictor:
 
 
 def _tiles(count: int, size: int = 64, seed: int = 0) -> np.ndarray:
-    return np.random.default_rng(seed).standard_normal((count, 3, size, size)).astype(np.float32)
+    return np.random.default_rng(seed).integers(0, 256, (count, 3, size, size), dtype=np.uint8)
 
 
 def test_plan_texts_encodes_each_normalized_text_once_and_keeps_request_order():
@@ -36,11 +36,13 @@ def test_plan_texts_encodes_each_normalized_text_once_and_keeps_request_order():
 
 def test_check_request_names_the_bad_field():
     tile = _tiles(1)[0]
-    assert check_request(tile.astype(np.float64), SHIPS, 64).dtype == np.float32
-    with pytest.raises(ValueError, match=r"tile: expected shape \(3, 64, 64\)"):
+    checked = check_request(tile[:, ::-1], SHIPS, 64)
+    assert checked.dtype == np.uint8
+    assert checked.flags.c_contiguous
+    with pytest.raises(ValueError, match=r"tiles: expected shape \(B, 3, 64, 64\)"):
         check_request(tile[:, :32], SHIPS, 64)
-    with pytest.raises(ValueError, match="tile: expected normalized floats"):
-        check_request(tile.astype(np.uint8), SHIPS, 64)
+    with pytest.raises(ValueError, match=r"tiles: expected uint8 RGB .* got dtype float32"):
+        check_request(tile.astype(np.float32), SHIPS, 64)
     with pytest.raises(ValueError, match="text: need a non-empty expression"):
         check_request(tile, "  ", 64)
 
