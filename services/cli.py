@@ -11,6 +11,7 @@ import signal
 import sys
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 
@@ -18,6 +19,11 @@ from services.api.tenancy import API_KEY_HEADER, TENANT_HEADER
 from services.cli_tenants import add_tenant_commands
 from services.embedded.stack import SERVICES, LocalStack
 from services.settings import SettingsError
+
+if TYPE_CHECKING:
+    from danet.config import DANetConfig
+    from services.contracts import Query
+    from services.settings import LookoutSettings, SegmenterSettings
 
 DEFAULT_API = "http://127.0.0.1:8080"
 API_KEY_ENV_VAR = "LOOKOUT_API_KEY"
@@ -190,6 +196,66 @@ def _component(args: argparse.Namespace) -> int:
     return 0
 
 
+def _explain(args: argparse.Namespace) -> int:
+    """What the dispatcher would do with a STAC item (a file or URL) for the configured model, and why;
+    reads no pixels. With --query, also whether the scene concerns that standing query."""
+    from services.dispatcher.matching import mismatch, scene_facts
+    from services.scenes import PermanentSceneError, TransientSceneError
+    from services.scenes.explain import explain_item, format_explanation
+    from services.scenes.inputs import SceneInputs
+    from services.scenes.selection import ModelInput
+    from services.settings import load_settings
+
+    settings = load_settings()
+    inputs = SceneInputs.from_settings(settings.dispatcher, settings.watcher.source_list())
+    href = args.item if "://" in args.item else Path(args.item).resolve().as_uri()
+    try:
+        item = inputs.read_item(href)
+    except (PermanentSceneError, TransientSceneError) as exc:
+        raise SystemExit(f"lookout explain: {exc}") from None
+    cfg, model_name = _model_config(settings.segmenter)
+    result = explain_item(item, inputs, ModelInput.from_contract(cfg.input), source=args.source, base=href)
+    result["model"] = model_name
+    if args.query:
+        query = _load_query(args.query, settings)
+        facts = scene_facts(str(item.get("collection") or ""), item, args.source)
+        reason = mismatch(query, facts, model_name)
+        result["query"] = {"id": query.id, "matches": reason is None, "reason": reason}
+    print(json.dumps(result, indent=2) if args.json else format_explanation(result))
+    return 0
+
+
+def _model_config(segmenter: SegmenterSettings) -> tuple[DANetConfig, str]:
+    """The configured model's config (its input contract) and name, from its checkpoint or preset."""
+    from danet.config import load_preset
+
+    if segmenter.checkpoint is None:
+        return load_preset(segmenter.preset), segmenter.preset
+    from danet.checkpoint import read_checkpoint
+
+    info, _ = read_checkpoint(segmenter.checkpoint)
+    return info.config, segmenter.checkpoint.stem
+
+
+def _load_query(ref: str, settings: LookoutSettings) -> Query:
+    """A standing query: a JSON file of one, or its id in the configured Redis."""
+    from services.contracts import Query
+
+    path = Path(ref)
+    if path.is_file():
+        return Query.model_validate_json(path.read_text(encoding="utf-8"))
+    from services.adapters.redis_client import make_redis
+    from services.store import QueryNotFoundError, QueryStore
+
+    client = make_redis(settings.redis)
+    try:
+        return QueryStore(client, settings.redis_keys()).get(ref)
+    except QueryNotFoundError:
+        raise SystemExit(f"lookout explain: --query {ref}: no such query file or query id") from None
+    finally:
+        client.close()
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
     parser = argparse.ArgumentParser(prog="lookout", description=__doc__)
@@ -200,6 +266,13 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--port", type=int, help="API port (default: api.port from the settings)")
     up.add_argument("--ray-cpus", type=int, default=2, help="CPUs Ray may schedule on")
     up.set_defaults(func=_up)
+
+    explain = sub.add_parser("explain", help=_explain.__doc__.splitlines()[0])
+    explain.add_argument("item", help="a STAC item: a JSON file or an http(s)/file URL")
+    explain.add_argument("--query", help="a standing query: its id (in the configured Redis) or a JSON file")
+    explain.add_argument("--source", default="", help="the STAC API the item came from (its source options)")
+    explain.add_argument("--json", action="store_true", help="print the decision as JSON")
+    explain.set_defaults(func=_explain)
 
     stack = sub.add_parser("stack", help=_stack.__doc__)
     stack.add_argument(

@@ -64,6 +64,12 @@ class ModelInput:
     gsd_min_m: float | None = None
     gsd_max_m: float | None = None
 
+    @classmethod
+    def from_contract(cls, contract: Any) -> ModelInput:
+        """From a DANet input contract (``DANetConfig.input``: ``gsd_m``, ``gsd_range_m``)."""
+        low, high = contract.gsd_range_m or (None, None)
+        return cls(contract.gsd_m, low, high)
+
     def describe_range(self) -> str:
         """The accepted range in words (for refusal reasons)."""
         low = "0" if self.gsd_min_m is None else f"{self.gsd_min_m:g}"

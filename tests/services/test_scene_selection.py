@@ -150,3 +150,54 @@ def test_decision_json_is_what_explain_prints():
     assert data["bands"] == ["image:1 (red)", "image:2 (green)", "image:3 (blue)"]
     assert data["gsd_m"] == 0.6
     assert data["resample"] == 1.2
+
+
+# --- lookout explain (no pixels read, no servers) ---
+
+PC_API = "https://planetarycomputer.microsoft.com/api/stac/v1"
+
+
+def _inputs(**dispatcher):
+    from services.scenes.inputs import SceneInputs
+    from services.settings import DispatcherSettings, SourceSettings
+
+    pc = SourceSettings(url=PC_API, signing="planetary-computer")
+    return SceneInputs.from_settings(DispatcherSettings(**dispatcher), [pc])
+
+
+def test_explain_says_a_planetary_computer_read_is_signed():
+    from services.scenes.explain import explain_item
+
+    result = explain_item(
+        _item("planetary-computer__naip"),
+        _inputs(),
+        LITE,
+        source=PC_API,
+    )
+    assert result["decision"] == "accept"
+    assert result["signed"] is True
+    assert result["source"] == PC_API
+
+
+def test_explain_refuses_an_accepted_input_whose_url_may_not_be_read():
+    from services.scenes.explain import explain_item, format_explanation
+
+    item = _item("eoapi-maxar-open-data")
+    refused = explain_item(item, _inputs(), LITE)
+    assert refused["decision"] == "refuse"
+    assert refused["code"] == "url_not_allowed"
+    assert "s3" in refused["reason"]
+    assert refused["signed"] is False
+    allowed = explain_item(item, _inputs(asset_schemes=["file", "http", "https", "s3"]), LITE)
+    assert allowed["decision"] == "accept"
+    assert "decision: accept" in format_explanation(allowed)
+
+
+def test_lookout_explain_prints_the_decision_as_json(capsys):
+    from services.cli import main
+
+    assert main(["explain", "--json", str(next(ITEMS.glob("earth-search__sentinel-1-grd*.json")))]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["decision"] == "refuse"
+    assert printed["code"] == "not_optical"
+    assert printed["model"]
