@@ -96,3 +96,15 @@ def test_the_lookout_command_runs_from_another_folder_and_refuses_a_misspelt_set
     assert typo.returncode == 2
     assert "redis.urll: unknown key" in typo.stderr
     assert "(environment variable LOOKOUT_REDIS__URLL)" in typo.stderr
+
+
+def test_lookout_explain_runs_from_another_folder(unpacked_wheel, tmp_path):
+    """The installed `lookout explain` reads an item and the shipped checkpoint's contract, offline."""
+    item = REPO_ROOT / "tests/data/stac-items"
+    (naip,) = item.glob("planetary-computer__naip__*.json")
+    shutil.copy(naip, tmp_path / "naip.json")
+    explained = _run(unpacked_wheel, tmp_path, "-m", "services.cli", "explain", "--json", "naip.json")
+    assert explained.returncode == 0, explained.stderr
+    decision = json.loads(explained.stdout)
+    assert decision["decision"] == "accept"
+    assert decision["asset"] == "image"
