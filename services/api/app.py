@@ -25,7 +25,7 @@ from services.api.tenancy import TenantDependency, tenant_dependency
 from services.contracts import RedisKeys
 from services.scenes import SceneInputs
 from services.settings import LookoutSettings
-from services.store import DetectionStore, QueryStore
+from services.store import DetectionStore, QueryStore, SkippedSceneStore
 
 
 def settings_tenant(settings: LookoutSettings, client: redis.Redis, keys: RedisKeys) -> TenantDependency:
@@ -70,6 +70,7 @@ def create_app(
         keys=layout,
         queries=QueryStore(client, layout),
         detections=DetectionStore(client, layout),
+        skipped=SkippedSceneStore(client, layout),
         metrics=metrics or ApiMetrics(),
         tenant=tenant,
         components=dict(components or {}),

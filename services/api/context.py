@@ -13,7 +13,7 @@ from services.api.tenancy import TenantDependency
 from services.contracts import RedisKeys
 from services.scenes import SceneInputs
 from services.settings import ApiSettings, RedisSettings
-from services.store import DetectionStore, QueryStore
+from services.store import DetectionStore, QueryStore, SkippedSceneStore
 
 ComponentStatus = Callable[[], Mapping[str, Any]]
 
@@ -28,6 +28,7 @@ class ApiContext:
     keys: RedisKeys
     queries: QueryStore
     detections: DetectionStore
+    skipped: SkippedSceneStore  # scenes the dispatcher gave up on, per query; dead letters by code
     metrics: ApiMetrics
     tenant: TenantDependency
     components: Mapping[str, ComponentStatus]

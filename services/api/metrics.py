@@ -6,10 +6,19 @@ A registry per app (not prometheus_client's global one) lets several apps live i
 
 from __future__ import annotations
 
+import logging
 import time
+from collections.abc import Iterator
 
+import redis
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from services.store import SkippedSceneStore
+
+log = logging.getLogger(__name__)
 
 UNMATCHED_ROUTE = "unmatched"
 
@@ -57,6 +66,33 @@ class ApiMetrics:
             ["reason"],
             registry=self.registry,
         )
+
+
+class DeadLetterCounts(Collector):
+    """``lookout_dispatcher_dead_letters_total{code}``: scenes the dispatchers dead-lettered, by code
+    (input refusals ``not_optical``, ``gsd_out_of_range``, ``no_image_asset``, other permanent failures,
+    ``retries_exhausted``), read from Redis at each scrape. The dispatchers count them there; records that
+    are no scene message (``malformed_message``) are dead-lettered without Redis and not counted, and a
+    scene dead-lettered again after a crash before its commit counts twice."""
+
+    def __init__(self, store: SkippedSceneStore) -> None:
+        self.store = store
+
+    def collect(self) -> Iterator[Metric]:
+        """One sample per code; none when Redis does not answer (the scrape still succeeds)."""
+        family = CounterMetricFamily(
+            "lookout_dispatcher_dead_letters",
+            "Scenes dead-lettered by the dispatchers, by code",
+            labels=["code"],
+        )
+        try:
+            counts = self.store.dead_letter_counts()
+        except redis.RedisError as exc:
+            log.warning("metrics: dead-letter counts unavailable: %s", exc)
+            counts = {}
+        for code, count in sorted(counts.items()):
+            family.add_metric([code], count)
+        yield family
 
 
 class RequestMetricsMiddleware:

@@ -10,7 +10,7 @@ from typing import Any, Literal
 from geojson_pydantic import FeatureCollection
 from pydantic import BaseModel, Field
 
-from services.contracts import DetectionFeature, Query
+from services.contracts import DetectionFeature, Query, SkippedScenes
 
 
 class Link(BaseModel):
@@ -40,6 +40,16 @@ class FieldErrors(BaseModel):
     """A 422: one item per problem of the request."""
 
     detail: list[FieldError]
+
+
+class QueryDetail(Query):
+    """One query (webhook secret masked) with the scenes it matched that were not segmented."""
+
+    skipped: SkippedScenes = Field(
+        default_factory=SkippedScenes,
+        description="scenes the query matched but the dispatcher refused (their input is not one the model "
+        "can use: not_optical, gsd_out_of_range, no_image_asset) or gave up on, by code, with reasons",
+    )
 
 
 class QueryList(BaseModel):

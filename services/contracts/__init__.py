@@ -15,6 +15,7 @@ from services.contracts.detection import (
 from services.contracts.keys import RedisKeys, normalize_text
 from services.contracts.query import Delivery, Query, QueryCreate, QueryFilters, QueryStatus, QueryUpdate
 from services.contracts.scene import SceneMessage, item_time
+from services.contracts.skipped import SkippedScene, SkippedScenes
 from services.contracts.topics import Topics
 
 __all__ = [
@@ -31,6 +32,8 @@ __all__ = [
     "QueryUpdate",
     "RedisKeys",
     "SceneMessage",
+    "SkippedScene",
+    "SkippedScenes",
     "Topics",
     "detection_id",
     "item_time",

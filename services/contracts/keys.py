@@ -100,3 +100,12 @@ class RedisKeys:
         """Hash of a scene's rendered quicklook (PNG and bounds) at one size."""
         digest = hashlib.sha256(f"{max_side_px}:{item_href}".encode()).hexdigest()[:32]
         return f"{self.prefix}quicklook:{digest}"
+
+    def skipped_scenes(self, query_id: str) -> str:
+        """Hash of the scenes a query matched but the dispatcher gave up on: ``collection/item_id`` ->
+        JSON of a SkippedScene (one entry per scene, so a redelivered scene is counted once)."""
+        return f"{self.prefix}query:{query_id}:skipped"
+
+    def dead_letter_counts(self) -> str:
+        """Hash of dead-lettered scenes by error code (refusals and other permanent failures)."""
+        return f"{self.prefix}dead-letters"

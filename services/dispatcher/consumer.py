@@ -5,16 +5,22 @@ Delivery is at-least-once with idempotent effects. For each record, in partition
 1. parse the SceneMessage; a malformed one goes to the dead-letter topic at once and is committed;
 2. count the attempt in Redis (`AttemptLedger`); past ``1 + max_retries`` attempts the record goes to the
    dead-letter topic with the last error (this also catches scenes that kill the process);
-3. match the active queries, segment, store (`DetectionStore.write_scene`: once per query version, scene
-   and model), produce the not-yet-published detections to the detections topic and flush;
+3. match the active queries; decide the scene's input for the served model (`choose_scene_input`; a
+   refusal is a permanent failure, see below); segment, store (`DetectionStore.write_scene`: once per
+   query version, scene and model), produce the not-yet-published detections to the detections topic
+   and flush;
 4. commit offset + 1 of that partition.
 
 A failure in 3 is retried: the partition is rewound to the record (``seek``) after a backoff, so later
 records of that partition wait and per-item order holds; a permanent failure (an asset that 404s or is
-corrupt, a URL outside the allow-list, no usable asset, invalid item, over the pixel budget: see
-`services.scenes.failures`) goes to the dead-letter topic at once. A crash anywhere before 4 means the
-scene is redelivered: stored results are found and not recomputed, unpublished ones are produced (see
-`services.dispatcher.publisher` for the one residual duplicate window on the detections topic). Redis
+corrupt, a URL outside the allow-list, an input the model cannot use (``not_optical``,
+``gsd_out_of_range``, ``no_image_asset``), invalid item, over the pixel budget: see
+`services.scenes.failures`) goes to the dead-letter topic at once. Every dead letter is counted by code
+(``/metrics``), and one that had matched queries is noted on each of them with its reason
+(``GET /queries/{id}``: ``skipped``). Scenes that match no query are neither read nor refused. A crash
+anywhere before 4 means the scene is redelivered: stored results are found and not recomputed,
+unpublished ones are produced (see `services.dispatcher.publisher` for the one residual duplicate window
+on the detections topic). Redis
 being unavailable (at any step) is an outage, not the scene's failure: nothing is committed or
 dead-lettered, and the record is tried again after a growing pause until Redis answers. If other
 bookkeeping fails (a dead-letter produce), the error ends :meth:`run` without a commit, and the record
@@ -26,6 +32,7 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from enum import StrEnum
 
 import redis
@@ -37,7 +44,7 @@ from pydantic import ValidationError
 
 from services.adapters.kafka_client import ensure_topics, make_consumer, make_producer
 from services.adapters.redis_client import make_redis
-from services.contracts import RedisKeys, SceneMessage, Topics
+from services.contracts import Query, RedisKeys, SceneMessage, SkippedScene, Topics
 from services.dispatcher.attempts import AttemptLedger
 from services.dispatcher.dlq import DeadLetterPublisher
 from services.dispatcher.matching import matching_queries, scene_facts
@@ -46,7 +53,7 @@ from services.dispatcher.scene_processor import SceneProcessor, SceneReport
 from services.scenes import PermanentSceneError, load_item
 from services.segmenter import Segmenter
 from services.settings import LookoutSettings
-from services.store import DetectionStore, QueryStore
+from services.store import DetectionStore, QueryStore, SkippedSceneStore
 
 log = logging.getLogger(__name__)
 
@@ -100,8 +107,12 @@ class Dispatcher:
         retention = settings.store.detection_retention()
         self.queries = QueryStore(self.redis, keys)
         self.processor = SceneProcessor.from_settings(
-            segmenter, DetectionStore(self.redis, keys, retention=retention), self.config
+            segmenter,
+            DetectionStore(self.redis, keys, retention=retention),
+            self.config,
+            settings.watcher.source_list(),
         )
+        self.skipped = SkippedSceneStore(self.redis, keys)
         self.publisher = DetectionPublisher(
             self.producer, self.topics.detections, self.redis, keys, retention=retention
         )
@@ -190,10 +201,13 @@ class Dispatcher:
             reason = f"scene {scene.key}: gave up after {limit} attempts; last error: {last}"
             return self._dead_letter(record, "retries_exhausted", reason, attempt - 1)
         log.info("%s: scene %s: attempt %d", where, scene.key, attempt)
+        queries: list[Query] = []
         try:
-            report = self._process(scene, where)
+            item = self._item(scene)
+            queries = self._matching(scene, item)
+            report = self._process(scene, item, queries, where)
         except PermanentSceneError as exc:
-            return self._dead_letter(record, exc.code, f"scene {scene.key}: {exc}", attempt)
+            return self._dead_letter(record, exc.code, f"scene {scene.key}: {exc}", attempt, scene, queries)
         except redis.RedisError:
             raise  # an outage of the store, handled by the consumer loop; not the scene's failure
         except Exception as exc:  # one scene's failure of any kind is retried, then dead-lettered
@@ -203,20 +217,31 @@ class Dispatcher:
             )
             if attempt >= limit:
                 reason = f"scene {scene.key}: failed {attempt} attempts; last error: {error}"
-                return self._dead_letter(record, "retries_exhausted", reason, attempt)
+                return self._dead_letter(record, "retries_exhausted", reason, attempt, scene, queries)
             self.attempts.fail(record, error)
             return RecordOutcome(Outcome.retry, attempt)
         self.attempts.clear(record)
         return RecordOutcome(Outcome.processed, attempt, report)
 
-    def _process(self, scene: SceneMessage, where: str) -> SceneReport:
-        item = load_item(scene, self.processor.policy, timeout_s=self.config.asset_timeout_s)
+    def _item(self, scene: SceneMessage) -> dict:
+        """The scene's STAC item, read with its source's API headers when the message holds only its href."""
+        access = self.processor.inputs.access(source=scene.source, item_href=str(scene.href or ""))
+        headers = access.item_headers(str(scene.href)) if scene.href is not None else None
+        return load_item(
+            scene, self.processor.inputs.policy, timeout_s=self.config.asset_timeout_s, headers=headers
+        )
+
+    def _matching(self, scene: SceneMessage, item: dict) -> list[Query]:
+        """The active queries the scene concerns (before any decision on its input: a scene no query
+        wants is neither read nor refused)."""
         try:
             facts = scene_facts(scene.collection, item, scene.source)
         except ValueError as exc:
             raise PermanentSceneError("invalid_item", str(exc)) from exc
+        return matching_queries(self.queries.active(), facts, self.segmenter.model_name)
+
+    def _process(self, scene: SceneMessage, item: dict, queries: list[Query], where: str) -> SceneReport:
         model = self.segmenter.model_name
-        queries = matching_queries(self.queries.active(), facts, model)
         if not queries:
             log.info("%s: scene %s matches no active query", where, scene.key)
             return SceneReport(())
@@ -239,8 +264,28 @@ class Dispatcher:
         )
         return report
 
-    def _dead_letter(self, record: ConsumerRecord, error: str, reason: str, attempt: int) -> RecordOutcome:
+    def _dead_letter(
+        self,
+        record: ConsumerRecord,
+        error: str,
+        reason: str,
+        attempt: int,
+        scene: SceneMessage | None = None,
+        queries: list[Query] | None = None,
+    ) -> RecordOutcome:
+        """Send the record to the dead-letter topic, count it by code, and note the scene as skipped on
+        the queries it matched (`queries`; none when it failed before matching)."""
         self.dead_letters.send(record, error=error, reason=reason, attempt=attempt)
+        self.skipped.count_dead_letter(error)
+        if scene is not None and queries:
+            skipped = SkippedScene(
+                collection=scene.collection,
+                item_id=scene.item_id,
+                code=error,
+                reason=reason,
+                at=datetime.now(UTC),
+            )
+            self.skipped.record([q.id for q in queries], skipped)
         self.attempts.clear(record)
         return RecordOutcome(Outcome.dead_lettered, attempt)
 

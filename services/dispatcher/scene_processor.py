@@ -1,4 +1,7 @@
-"""One scene for its matching queries: read only the windows over scene ∩ AOIs, run danet's multi-query
+"""One scene for its matching queries: decide which pixels the served model sees (`choose_scene_input` for
+its input contract: the asset(s) and bands, the GSD; a refusal is a PermanentSceneError with its code),
+read them through the scene's source access (signing, S3 options, headers) on a grid at the model's GSD
+(`services.scenes.scene_image`), only the windows over scene ∩ AOIs, run danet's multi-query
 predictor (`danet.predict.predict_queries`: shared windows, (tile, query) pairs in bounded batches, overlap
 blending per query) with the segmenter service as its model, vectorize each query's map into CRS84 polygons
 clipped to the AOI, and store the detections idempotently. Tiles go to the segmenter as uint8 RGB.
@@ -10,59 +13,36 @@ stored detections are returned instead, so a redelivered scene costs no model ti
 from __future__ import annotations
 
 import logging
-import warnings
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any
 
 import numpy as np
-import rasterio
-from rasterio.errors import NotGeoreferencedWarning
 from shapely.geometry import shape
 
-from danet.geo import GeoRasterImage, TileWindow, WindowRead, vectorize_probability
+from danet.geo import PredictionImage, TileWindow, WindowRead, vectorize_probability
 from danet.predict import MultiQueryPrediction, PredictionMap, predict_queries
 from services.contracts import Detection, Query, SceneMessage, detection_id
 from services.dispatcher.change import change_statuses
 from services.dispatcher.matching import scene_facts
 from services.dispatcher.planning import QueryTiles, ScenePlan, plan_scene
 from services.scenes import (
-    AssetPolicy,
     PermanentSceneError,
-    band_use,
-    check_georeference,
+    SceneInputs,
     classified_asset_errors,
     is_local,
-    select_asset,
     self_href,
 )
+from services.scenes.assets import asset_href
+from services.scenes.scene_image import open_scene_image
+from services.scenes.selection import ModelInput, SceneInputDecision, choose_scene_input
 from services.segmenter import Segmenter
-from services.settings import DispatcherSettings
+from services.settings import DispatcherSettings, SourceSettings
 from services.store import DetectionStore
 
 log = logging.getLogger(__name__)
-
-
-def gdal_options(timeout_s: float) -> dict[str, str]:
-    """GDAL settings of the dispatcher's reads.
-
-    Remote COGs: no directory listing on open (GDAL would probe for sidecar files with extra requests),
-    neighbouring byte ranges merged into one request, and a timeout per request. ``/vsicurl/`` content is
-    not cached across opens of a file: GDAL otherwise remembers a failed request (an HTTP 503) for the
-    life of the process, and every retry of the scene would fail without asking the server again. Within
-    a scene the cache still works (one dataset handle serves all of its windows).
-    """
-    seconds = str(max(1, round(timeout_s)))
-    return {
-        "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",
-        "GDAL_HTTP_MERGE_CONSECUTIVE_RANGES": "YES",
-        "GDAL_HTTP_MULTIPLEX": "YES",
-        "GDAL_HTTP_TIMEOUT": seconds,
-        "GDAL_HTTP_CONNECTTIMEOUT": seconds,
-        "CPL_VSIL_CURL_NON_CACHED": "/vsicurl/",
-    }
 
 
 @dataclass(frozen=True)
@@ -101,12 +81,10 @@ class SceneProcessor:
         segmenter: Segmenter,
         store: DetectionStore,
         *,
-        asset_keys: Sequence[str],
-        policy: AssetPolicy,
+        inputs: SceneInputs,
         overlap: int | None = None,
         max_pairs_per_call: int = 32,
         max_read_pixels: int = 50_000_000,
-        read_timeout_s: float = 30.0,
         clock: Callable[[], datetime] | None = None,
     ) -> None:
         size = segmenter.input_size
@@ -117,28 +95,38 @@ class SceneProcessor:
             raise ValueError(f"dispatcher.max_pairs_per_call: must be positive, got {max_pairs_per_call}")
         self.segmenter = segmenter
         self.store = store
-        self.asset_keys = list(asset_keys)
-        self.policy = policy
+        self.inputs = inputs
         self.max_pairs_per_call = max_pairs_per_call
         self.max_read_pixels = max_read_pixels
-        self.gdal_options = gdal_options(read_timeout_s)
         self.clock = clock or (lambda: datetime.now(UTC))
 
     @classmethod
     def from_settings(
-        cls, segmenter: Segmenter, store: DetectionStore, settings: DispatcherSettings
+        cls,
+        segmenter: Segmenter,
+        store: DetectionStore,
+        settings: DispatcherSettings,
+        sources: Sequence[SourceSettings] = (),
     ) -> SceneProcessor:
-        """A processor configured by the dispatcher settings."""
+        """A processor configured by the dispatcher settings, reading `sources` (``watcher.sources``) as
+        they say (signing, S3 options, headers)."""
         return cls(
             segmenter,
             store,
-            asset_keys=settings.asset_keys,
-            policy=AssetPolicy.from_settings(settings),
+            inputs=SceneInputs.from_settings(settings, sources),
             overlap=settings.tile_overlap,
             max_pairs_per_call=settings.max_pairs_per_call,
             max_read_pixels=settings.max_read_pixels,
-            read_timeout_s=settings.asset_timeout_s,
         )
+
+    @cached_property
+    def model_input(self) -> ModelInput:
+        """The served model's input contract (asked of the segmenter once, at the first scene)."""
+        return ModelInput.from_contract(self.segmenter.input_contract)
+
+    def decide(self, item: Mapping[str, Any]) -> SceneInputDecision:
+        """Which channels of the item the served model sees (`choose_scene_input` for its contract)."""
+        return choose_scene_input(item, self.model_input, self.inputs.asset_keys)
 
     def process(self, scene: SceneMessage, item: Mapping[str, Any], queries: Sequence[Query]) -> SceneReport:
         """Detections of every query in `queries` (already matched) for this scene, stored once.
@@ -159,9 +147,23 @@ class SceneProcessor:
         if not pending:
             return SceneReport(tuple(results))
 
-        key, href = select_asset(item, self.asset_keys)
-        self.policy.check(href, f"assets.{key}.href")
-        with rasterio.Env(**self.gdal_options), self._open(href) as (image, bands):
+        decision = self.decide(item)
+        if not decision.accepted:
+            raise PermanentSceneError(decision.code or "refused", decision.reason)
+        hrefs = {key: asset_href(item, key) for key in decision.assets}
+        for key, href in hrefs.items():
+            self.inputs.policy.check(href, f"assets.{key}.href")
+        access = self.inputs.access(source=scene.source, item_href=self_href(item))
+        opened = open_scene_image(
+            decision,
+            hrefs,
+            self.model_input,
+            policy=self.inputs.policy,
+            access=access,
+            timeout_s=self.inputs.timeout_s,
+        )
+        with opened as scene_image:
+            image, href, bands = scene_image.image, scene_image.image.path, scene_image.bands
             plan = plan_scene(
                 pending, image.crs, image.transform, image.shape, self.segmenter.input_size, self.overlap
             )
@@ -192,27 +194,7 @@ class SceneProcessor:
             segment_calls=work.calls,
         )
 
-    @contextmanager
-    def _open(self, href: str) -> Iterator[tuple[GeoRasterImage, str]]:
-        """The image at `href`, checked for georeference and bands; yields it and how its bands are used.
-
-        The checking handle stays open while the image is read, so over HTTP the second open is served
-        from GDAL's cache instead of fetching the header again.
-        """
-        local = is_local(href)
-        # No georeference is refused below with the asset named; GDAL's own warning adds nothing.
-        with classified_asset_errors(href, local=local), warnings.catch_warnings():
-            warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            dataset = rasterio.open(href)
-        with dataset:
-            check_georeference(href, dataset.crs, dataset.transform)
-            bands = band_use(href, dataset.count, dataset.colorinterp)
-            with classified_asset_errors(href, local=local):
-                image = GeoRasterImage(href)
-            with image:
-                yield image, bands
-
-    def _segment(self, image: GeoRasterImage, plan: ScenePlan, href: str) -> MultiQueryPrediction:
+    def _segment(self, image: PredictionImage, plan: ScenePlan, href: str) -> MultiQueryPrediction:
         """Every (window, query) pair with valid pixels through the segmenter, each window read once."""
         texts = [p.query.text for p in plan.queries]
         local = is_local(href)
@@ -238,7 +220,7 @@ class SceneProcessor:
         item: Mapping[str, Any],
         part: QueryTiles,
         prediction: PredictionMap,
-        image: GeoRasterImage,
+        image: PredictionImage,
         *,
         acquired: datetime | None,
         detected_at: datetime,

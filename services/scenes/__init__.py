@@ -2,7 +2,8 @@
 their quicklooks): the STAC item, the image asset chosen in it, the URLs either may be read from, the
 GDAL settings and checks of opening the image, and why a read failed.
 
-Pure logic: `policy` (which URLs may be read), `assets` (which asset is the image), `raster_checks`
+Pure logic: `policy` (which URLs may be read), `selection` (which assets and bands the model sees, at
+which GSD, or why none), `assets` (asset hrefs; the quicklooks' image), `raster_checks`
 (georeference, which bands are RGB), `failures` (permanent or transient, and GDAL's errors classified).
 I/O: `access` (how a source is read: signing, S3 options, headers from the environment), `items` (the
 STAC item, from the message, a file or HTTP), `rasters` (opening the image under the GDAL settings of

@@ -52,20 +52,27 @@ def choose_asset(item: Mapping[str, Any], asset_keys: Sequence[str], base: str |
         if not isinstance(asset, Mapping) or not asset.get("href"):
             continue
         reason = f"the first of the asset keys {list(asset_keys)} the item has"
-        href = str(asset["href"])
-        if pystac.utils.is_absolute_href(href):
-            return AssetChoice(key, href, reason)
-        location = base or self_href(item)
-        if location is None:
-            raise PermanentSceneError(
-                "no_usable_asset",
-                f"assets.{key}.href {href!r} is relative and the item has no self link to resolve it",
-            )
-        return AssetChoice(key, pystac.utils.make_absolute_href(href, location), reason)
+        return AssetChoice(key, asset_href(item, key, base), reason)
     raise PermanentSceneError(
         "no_usable_asset",
         f"item has none of the asset keys {list(asset_keys)} (it has {sorted(assets)})",
     )
+
+
+def asset_href(item: Mapping[str, Any], key: str, base: str | None = None) -> str:
+    """The absolute href of asset `key`: a relative one resolved against `base` (where the item was read
+    from), else the item's self link. Raises PermanentSceneError (``no_usable_asset``) when a relative
+    href has nothing to resolve against."""
+    href = str(item["assets"][key]["href"])
+    if pystac.utils.is_absolute_href(href):
+        return href
+    location = base or self_href(item)
+    if location is None:
+        raise PermanentSceneError(
+            "no_usable_asset",
+            f"assets.{key}.href {href!r} is relative and the item has no self link to resolve it",
+        )
+    return pystac.utils.make_absolute_href(href, location)
 
 
 def select_asset(item: Mapping[str, Any], asset_keys: Sequence[str]) -> tuple[str, str]:

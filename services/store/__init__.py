@@ -2,5 +2,6 @@
 
 from services.store.detections import DetectionStore, SceneResult
 from services.store.queries import QueryNotFoundError, QueryStore
+from services.store.skipped import SkippedSceneStore
 
-__all__ = ["DetectionStore", "QueryNotFoundError", "QueryStore", "SceneResult"]
+__all__ = ["DetectionStore", "QueryNotFoundError", "QueryStore", "SceneResult", "SkippedSceneStore"]

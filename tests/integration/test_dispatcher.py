@@ -191,12 +191,12 @@ def test_bad_scenes_go_to_the_dead_letter_topic_and_the_consumer_moves_on(env, s
 
     letters = topic_records(env, Topics.dead_letter(env.topics.scenes))
     headers = [{k: v.decode() for k, v in r.headers} for r in letters]
-    assert [h["error"] for h in headers] == ["malformed_message", "no_usable_asset", "asset_not_found"]
+    assert [h["error"] for h in headers] == ["malformed_message", "no_image_asset", "asset_not_found"]
     assert [h["source_offset"] for h in headers] == ["0", "1", "2"]
     assert {h["source_topic"] for h in headers} == {env.topics.scenes}
     assert [h["attempt"] for h in headers] == ["1", "1", "1"]  # all permanent: no retry
     assert "not a SceneMessage" in headers[0]["reason"]
-    assert "none of the asset keys ['visual', 'image', 'data']" in headers[1]["reason"]
+    assert "none of the configured asset keys without band metadata" in headers[1]["reason"]
     assert "gone.tif: No such file or directory" in headers[2]["reason"]
     assert letters[0].value == b"{not json"  # the original bytes, replayable
     assert [d.item_id for d in env.detections.list(query.id)] == ["good"]

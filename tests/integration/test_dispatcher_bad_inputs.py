@@ -308,13 +308,13 @@ def test_items_and_rasters_the_segmenter_cannot_use_are_refused_and_masked_pixel
 
     letters = dead_letters(env)
     assert outcomes(letters) == {
-        0: ("no_usable_asset", "1"),
+        0: ("no_image_asset", "1"),
         1: ("not_georeferenced", "1"),
         2: ("unsupported_bands", "1"),
         8: ("over_pixel_budget", "1"),
     }
     reasons = {offset: letters[offset]["reason"] for offset in letters}
-    assert "none of the asset keys ['visual', 'image', 'data'] (it has ['thumbnail'])" in reasons[0]
+    assert "none of the configured asset keys without band metadata (image assets: thumbnail)" in reasons[0]
     assert f"asset {scenes.no_crs} has no CRS (projection)" in reasons[1]
     assert "has 2 band(s) (gray, undefined)" in reasons[2]
     needed = re.search(r"needs ([\d,]+) pixels, over dispatcher.max_read_pixels=200,000", reasons[8])

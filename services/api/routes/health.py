@@ -9,9 +9,10 @@ import redis
 from fastapi import APIRouter, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from services.api.context import ApiContext
+from services.api.metrics import DeadLetterCounts
 from services.api.responses import Health
 
 log = logging.getLogger(__name__)
@@ -20,6 +21,10 @@ log = logging.getLogger(__name__)
 def build_router(ctx: ApiContext) -> APIRouter:
     """Health and metrics routes."""
     router = APIRouter(tags=["health"])
+    # Read from Redis at each scrape; a registry of this router's own, so apps sharing ApiMetrics do not
+    # register it twice.
+    stored = CollectorRegistry()
+    stored.register(DeadLetterCounts(ctx.skipped))
 
     def redis_status() -> dict[str, Any]:
         try:
@@ -52,7 +57,9 @@ def build_router(ctx: ApiContext) -> APIRouter:
         responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text format"}},
     )
     def metrics() -> Response:
-        """Prometheus text exposition of this app's registry."""
-        return Response(generate_latest(ctx.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        """Prometheus text exposition of this app's registry and of the counts the dispatchers keep in
+        Redis (dead-lettered scenes by code)."""
+        body = generate_latest(ctx.metrics.registry) + generate_latest(stored)
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     return router

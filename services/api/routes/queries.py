@@ -11,7 +11,7 @@ from services.api.admission import QueryAdmission
 from services.api.context import ApiContext
 from services.api.errors import ERROR_RESPONSES
 from services.api.links import api_url
-from services.api.responses import ErrorMessage, QueryList
+from services.api.responses import ErrorMessage, QueryDetail, QueryList
 from services.contracts import Query, QueryCreate, QueryStatus, QueryUpdate
 
 log = logging.getLogger(__name__)
@@ -39,9 +39,11 @@ def build_router(ctx: ApiContext) -> APIRouter:
         return QueryList(queries=ctx.queries.list(tenant=tenant, status=status))
 
     @router.get("/{query_id}")
-    def get_query(query_id: str, tenant: Tenant) -> Query:
-        """One query."""
-        return ctx.queries.get(query_id, tenant=tenant)
+    def get_query(query_id: str, tenant: Tenant) -> QueryDetail:
+        """One query, with the scenes it matched that were not segmented (``skipped``: counts by code
+        and the latest, with reasons)."""
+        query = ctx.queries.get(query_id, tenant=tenant)
+        return QueryDetail.model_validate(query.model_dump() | {"skipped": ctx.skipped.summary(query.id)})
 
     @router.patch("/{query_id}", responses=too_large)
     def update_query(query_id: str, body: QueryUpdate, tenant: Tenant) -> Query:
