@@ -146,6 +146,16 @@ def run_until_stopped(component: LoopingComponent, stop_event: threading.Event) 
         component.close()
 
 
+def close_in_reverse(closers: list[Callable[[], None]]) -> None:
+    """Call each closer, last added first (a failing one is logged, the rest still run); empty the list."""
+    for close in reversed(closers):
+        try:
+            close()
+        except Exception:
+            log.exception("closing %s failed", getattr(close, "__qualname__", close))
+    closers.clear()
+
+
 class ComponentThreads:
     """Components looping on daemon threads until :meth:`stop`, which sets their stop event, joins them
     and closes each (in reverse order of start)."""
@@ -180,9 +190,4 @@ class ComponentThreads:
         for thread in self.threads:
             thread.join(timeout=self.join_timeout_s)
         self.threads.clear()
-        for close in reversed(self.closers):
-            try:
-                close()
-            except Exception:
-                log.exception("closing %s failed", getattr(close, "__qualname__", close))
-        self.closers.clear()
+        close_in_reverse(self.closers)

@@ -40,7 +40,7 @@ class WindowRead:
     valid: np.ndarray
 
 
-def _stretch_limits(bands: np.ndarray, valid: np.ndarray) -> np.ndarray:
+def stretch_limits(bands: np.ndarray, valid: np.ndarray) -> np.ndarray:
     """Per-band (low, high) percentile limits over valid, finite pixels; shape (bands, 2)."""
     limits = np.zeros((bands.shape[0], 2), dtype=np.float64)
     for i, band in enumerate(bands):
@@ -58,7 +58,7 @@ def stretch_to_uint8(bands: np.ndarray, valid: np.ndarray) -> np.ndarray:
     """(bands, H, W) values -> uint8 with the same per-band percentile stretch the model's inputs get,
     over valid pixels (0 elsewhere): for pictures of a scene (quicklooks, simulated COGs)."""
     values = bands.astype(np.float64)
-    limits = _stretch_limits(values, valid)
+    limits = stretch_limits(values, valid)
     low, high = limits[:, 0, None, None], limits[:, 1, None, None]
     scaled = np.clip((values - low) / (high - low), 0.0, 1.0) * 255.0
     return np.where(valid[None], np.rint(scaled), 0).astype(np.uint8)
@@ -156,7 +156,7 @@ class GeoRasterImage(PredictionImage):
         )
         sample = self._ds.read(self.indexes, out_shape=out_shape, masked=True)
         valid = ~np.ma.getmaskarray(sample).any(axis=0)
-        return _stretch_limits(np.ma.getdata(sample).astype(np.float64), valid)
+        return stretch_limits(np.ma.getdata(sample).astype(np.float64), valid)
 
     def read(self, window: TileWindow | None = None) -> WindowRead:
         window = self._check_window(window)
@@ -189,7 +189,7 @@ class PlainImage(PredictionImage):
             if img.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
                 bands = np.asarray(img, dtype=np.float64)[None]
                 valid = np.ones(bands.shape[1:], dtype=bool) if alpha is None else alpha
-                self.stretch = _stretch_limits(bands, valid)
+                self.stretch = stretch_limits(bands, valid)
             else:
                 bands = np.asarray(img.convert("RGB")).transpose(2, 0, 1)
                 self.stretch = None

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from services.api.server import ApiServer
-from services.composition import ComponentThreads, Composition
+from services.composition import ComponentThreads, Composition, close_in_reverse
 from services.contracts import Query, QueryCreate
 from services.embedded.stack import LocalStack
 from services.settings import LookoutSettings
@@ -100,12 +100,7 @@ class EmbeddedRuntime:
         if self.api is not None:
             self.api.stop()
             self.api = None
-        for close in reversed(self.closers):
-            try:
-                close()
-            except Exception:
-                log.exception("closing %s failed", getattr(close, "__qualname__", close))
-        self.closers.clear()
+        close_in_reverse(self.closers)
         if self.stack is not None:
             self.stack.stop()
             self.stack = None

@@ -33,7 +33,7 @@ from rasterio.io import DatasetReader
 from rasterio.windows import Window
 
 from danet.geo import PredictionImage, TileWindow, WindowRead
-from danet.geo.raster import STRETCH_PERCENTILES
+from danet.geo.raster import stretch_limits
 from services.scenes.access import SourceAccess
 from services.scenes.failures import PermanentSceneError, classified_asset_errors
 from services.scenes.policy import AssetPolicy, is_local
@@ -148,15 +148,7 @@ class SceneImage(PredictionImage):
             else (height, width)
         )
         values, valid = self._read(None, out_shape)
-        limits = np.zeros((len(self.channels), 2), dtype=np.float64)
-        for i, band in enumerate(values):
-            kept = band[valid]
-            if kept.size == 0:
-                limits[i] = (0.0, 1.0)
-                continue
-            low, high = np.percentile(kept, STRETCH_PERCENTILES)
-            limits[i] = (low, high if high > low else low + 1.0)
-        return limits
+        return stretch_limits(np.asarray(values, dtype=np.float64), valid)
 
     def read(self, window: TileWindow | None = None) -> WindowRead:
         """Pixels (float32 RGB in 0..1) and valid mask of `window` of the model grid."""
