@@ -4,7 +4,7 @@ Each cell: the image, the ground truth outlined in green, the prediction tinted 
 expression with the sample's IoU (LAVT semantics: argmax at the network resolution). Samples are taken
 evenly over the chosen subset, so two checkpoints drawn with the same arguments show the same samples.
 
-    .venv/bin/python -m benchmarks.danet_gallery --checkpoint danet/checkpoints/danet-lite-v2.pt \
+    .venv/bin/python -m benchmarks.danet_gallery --checkpoint danet/checkpoints/danet-lite-v3.pt \
         --data data/heldout --subset heldout-distractor --count 24 --out gallery.jpg
 """
 

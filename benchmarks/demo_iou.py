@@ -4,7 +4,7 @@
 Atlanta tile and publishes simulated scenes of it. This script reads the query's detections from the
 API (GeoJSON, CRS84), takes those of the newest scene, rasterises them onto the tile's pixel grid and
 compares them with the tile's 43 labelled building footprints (solaris ``sample_inst_mask.tif``), inside
-the query's AOI. It prints the IoU over the AOI and over the block of columns 600-899 that DANet-lite v2
+the query's AOI. It prints the IoU over the AOI and over the block of columns 600-899 that DANet-lite (v2, v3)
 never saw in training (`danet.datagen.real_regions`). From another terminal while the demo runs:
 
     bash deploy/lookout.sh query list                    # the sample query's id

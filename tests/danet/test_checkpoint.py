@@ -81,7 +81,7 @@ def test_unreadable_or_foreign_files_are_refused_with_the_path(tmp_path):
         load_checkpoint(foreign)
 
 
-@pytest.mark.parametrize("name", ["danet-lite-v1.pt", "danet-lite-v2.pt"])
+@pytest.mark.parametrize("name", ["danet-lite-v1.pt", "danet-lite-v2.pt", "danet-lite-v3.pt"])
 def test_the_shipped_lite_checkpoint_loads_over_the_installed_towers_and_segments(name):
     path = Path(__file__).resolve().parents[2] / "danet" / "checkpoints" / name
     assert path.stat().st_size <= 20 * 2**20  # small enough to ship: frozen towers are referenced, not copied

@@ -64,6 +64,12 @@ def test_shipped_checkpoints_without_the_section_read_with_the_default_contract(
     assert DANetConfig.model_validate(info.config.model_dump(mode="json")) == info.config
 
 
+def test_the_shipped_v3_checkpoint_states_the_lite_contract():
+    info, _ = read_checkpoint(CHECKPOINTS / "danet-lite-v3.pt")
+    assert info.config.input == load_preset("lite").input
+    assert (info.config.input.gsd_m, info.config.input.gsd_range_m) == (0.5, (0.1, 1.2))
+
+
 def test_a_checkpoint_carries_its_contract_to_whoever_reads_it(tmp_path):
     cfg = load_preset("tiny", ["input={gsd_m: 0.3, gsd_range_m: [0.2, 0.6], mean: [0.5, 0.5, 0.5]}"])
     path = save_checkpoint(tmp_path / "tiny.pt", build_model(cfg, pretrained=False), cfg)

@@ -210,7 +210,7 @@ def test_gpu_workers_carry_the_gpus_the_replicas_ask_for():
     assert "num_replicas" not in deployment
     mounts = {m["mountPath"]: m for m in worker["volumeMounts"]}
     assert mounts["/models"]["readOnly"] is True
-    assert rendered.serve_config["applications"][0]["args"]["checkpoint"] == "/models/danet-lite-v2.pt"
+    assert rendered.serve_config["applications"][0]["args"]["checkpoint"] == "/models/danet-lite-v3.pt"
 
 
 def test_strimzi_mode_makes_the_cluster_and_the_prefixed_topics_the_components_use(tmp_path, monkeypatch):

@@ -14,7 +14,7 @@ def test_defaults_give_one_cpu_replica_that_can_hold_full_batches():
     # The embedded default is the shipped DANet-lite checkpoint, resolved against the repository root.
     assert settings.checkpoint.is_absolute()
     assert settings.checkpoint.is_file()
-    assert settings.checkpoint.name == "danet-lite-v2.pt"
+    assert settings.checkpoint.name == "danet-lite-v3.pt"
     assert (settings.preset, settings.device) == ("tiny", "auto")
     options = deployment_options(settings)
     assert options["num_replicas"] == 1
