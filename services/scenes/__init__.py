@@ -12,7 +12,7 @@ settings, in one value).
 """
 
 from services.scenes.access import SourceAccess, source_access
-from services.scenes.assets import AssetChoice, choose_asset, select_asset, self_href
+from services.scenes.assets import AssetChoice, choose_asset, self_href
 from services.scenes.failures import (
     PermanentSceneError,
     TransientSceneError,
@@ -23,7 +23,7 @@ from services.scenes.failures import (
 from services.scenes.inputs import SceneInputs
 from services.scenes.items import load_item, read_item, read_text
 from services.scenes.policy import AssetPolicy, is_local, local_path, redact
-from services.scenes.raster_checks import BandUse, band_use, bands_as_rgb, check_georeference
+from services.scenes.raster_checks import BandUse, bands_as_rgb, check_georeference
 from services.scenes.rasters import gdal_name, gdal_options, image_reads, open_image
 
 __all__ = [
@@ -35,7 +35,6 @@ __all__ = [
     "SourceAccess",
     "TransientSceneError",
     "asset_read_failure",
-    "band_use",
     "bands_as_rgb",
     "check_georeference",
     "choose_asset",
@@ -51,7 +50,6 @@ __all__ = [
     "read_item",
     "read_text",
     "redact",
-    "select_asset",
     "self_href",
     "source_access",
 ]

@@ -73,9 +73,3 @@ def asset_href(item: Mapping[str, Any], key: str, base: str | None = None) -> st
             f"assets.{key}.href {href!r} is relative and the item has no self link to resolve it",
         )
     return pystac.utils.make_absolute_href(href, location)
-
-
-def select_asset(item: Mapping[str, Any], asset_keys: Sequence[str]) -> tuple[str, str]:
-    """(key, absolute href) of `choose_asset` (relative hrefs resolved against the self link)."""
-    choice = choose_asset(item, asset_keys)
-    return choice.key, choice.href

@@ -61,8 +61,3 @@ def bands_as_rgb(href: str, count: int, colorinterp: Sequence[ColorInterp]) -> B
         f"asset {href} has {count} band(s) ({names}): the segmenter needs RGB (3 or more bands, the "
         "first three used) or one grey band (optionally with alpha)",
     )
-
-
-def band_use(href: str, count: int, colorinterp: Sequence[ColorInterp]) -> str:
-    """`bands_as_rgb`'s description (what the dispatcher reports)."""
-    return bands_as_rgb(href, count, colorinterp).description

@@ -2,7 +2,13 @@
 
 import pytest
 
-from services.scenes import AssetPolicy, PermanentSceneError, SceneInputs, choose_asset, select_asset
+from services.scenes import AssetPolicy, PermanentSceneError, SceneInputs, choose_asset
+
+
+def select(item: dict, keys: list[str]) -> tuple[str, str]:
+    """(key, absolute href) of the chosen asset."""
+    choice = choose_asset(item, keys)
+    return choice.key, choice.href
 
 
 def _item(assets: object, self_href: str | None = None) -> dict:
@@ -12,22 +18,22 @@ def _item(assets: object, self_href: str | None = None) -> dict:
 
 def test_select_asset_takes_the_first_configured_key_present():
     item = _item({"data": {"href": "/data/x.tif"}, "visual": {"href": "https://cdn.example.com/x.tif"}})
-    assert select_asset(item, ["visual", "data"]) == ("visual", "https://cdn.example.com/x.tif")
-    assert select_asset(item, ["image", "data"]) == ("data", "/data/x.tif")
+    assert select(item, ["visual", "data"]) == ("visual", "https://cdn.example.com/x.tif")
+    assert select(item, ["image", "data"]) == ("data", "/data/x.tif")
 
 
 def test_select_asset_resolves_relative_hrefs_against_the_self_link():
     item = _item({"image": {"href": "./x.tif"}}, self_href="https://stac.example.com/items/x.json")
-    assert select_asset(item, ["image"]) == ("image", "https://stac.example.com/items/x.tif")
+    assert select(item, ["image"]) == ("image", "https://stac.example.com/items/x.tif")
     with pytest.raises(PermanentSceneError, match="relative and the item has no self link"):
-        select_asset(_item({"image": {"href": "./x.tif"}}), ["image"])
+        select(_item({"image": {"href": "./x.tif"}}), ["image"])
 
 
 def test_select_asset_without_usable_asset_is_permanent():
     with pytest.raises(
         PermanentSceneError, match=r"none of the asset keys \['visual'\].*\['thumbnail'\]"
     ) as err:
-        select_asset(_item({"thumbnail": {"href": "/t.png"}}), ["visual"])
+        select(_item({"thumbnail": {"href": "/t.png"}}), ["visual"])
     assert err.value.code == "no_usable_asset"
 
 

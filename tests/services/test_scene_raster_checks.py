@@ -5,7 +5,7 @@ from affine import Affine
 from rasterio.crs import CRS
 from rasterio.enums import ColorInterp as C
 
-from services.scenes import PermanentSceneError, band_use, bands_as_rgb, check_georeference
+from services.scenes import PermanentSceneError, bands_as_rgb, check_georeference
 
 UTM = Affine(0.5, 0.0, 733601.0, 0.0, -0.5, 3725139.0)
 
@@ -23,7 +23,7 @@ UTM = Affine(0.5, 0.0, 733601.0, 0.0, -0.5, 3725139.0)
     ],
 )
 def test_band_counts_that_become_rgb(colorinterp, use):
-    assert band_use("a.tif", len(colorinterp), colorinterp) == use
+    assert bands_as_rgb("a.tif", len(colorinterp), colorinterp).description == use
     indexes = bands_as_rgb("a.tif", len(colorinterp), colorinterp).indexes
     assert indexes == ((1,) if use.startswith("grey") else (1, 2, 3))
 
@@ -31,7 +31,7 @@ def test_band_counts_that_become_rgb(colorinterp, use):
 @pytest.mark.parametrize("colorinterp", [(C.gray, C.undefined), (C.undefined, C.undefined), ()])
 def test_two_bands_that_are_no_grey_with_alpha_and_zero_bands_are_refused(colorinterp):
     with pytest.raises(PermanentSceneError, match=rf"a.tif has {len(colorinterp)} band\(s\)") as err:
-        band_use("a.tif", len(colorinterp), colorinterp)
+        bands_as_rgb("a.tif", len(colorinterp), colorinterp)
     assert err.value.code == "unsupported_bands"
 
 
