@@ -11,19 +11,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import pystac
-
-from services.scenes.assets import self_href
+from services.scenes.assets import asset_href, self_href
 from services.scenes.failures import PermanentSceneError
 from services.scenes.inputs import SceneInputs
 from services.scenes.selection import ModelInput, choose_scene_input
-
-
-def _absolute(href: str, item: Mapping[str, Any], base: str | None) -> str:
-    if pystac.utils.is_absolute_href(href):
-        return href
-    location = base or self_href(item)
-    return pystac.utils.make_absolute_href(href, location) if location else href
 
 
 def explain_item(
@@ -42,17 +33,15 @@ def explain_item(
     decision = choose_scene_input(item, model, inputs.asset_keys)
     access = inputs.access(source=source, item_href=base or self_href(item))
     result = decision.as_json()
-    assets = item.get("assets") or {}
-    hrefs = [_absolute(str(assets[key]["href"]), item, base) for key in decision.assets]
-    result["signed"] = access.signing != "none" and any(h.startswith(("http://", "https://")) for h in hrefs)
     result["source"] = access.name or None
-    if decision.accepted:
+    try:
+        hrefs = [asset_href(item, key, base) for key in decision.assets]
         for key, href in zip(decision.assets, hrefs, strict=True):
-            try:
-                inputs.policy.check(href, f"assets.{key}.href")
-            except PermanentSceneError as refused:
-                result |= {"decision": "refuse", "code": refused.code, "reason": str(refused)}
-                break
+            inputs.policy.check(href, f"assets.{key}.href")
+    except PermanentSceneError as refused:  # the dispatcher would refuse to read it, for this reason
+        result["signed"] = False
+        return result | {"decision": "refuse", "code": refused.code, "reason": str(refused)}
+    result["signed"] = access.signing != "none" and any(h.startswith(("http://", "https://")) for h in hrefs)
     return result
 
 
